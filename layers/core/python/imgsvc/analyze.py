@@ -1,0 +1,52 @@
+"""Analyze an image by URL: format, size and mode, reading only the image's header."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from imgsvc.cache import AnalysisCache
+from imgsvc.config import get_settings
+from imgsvc.errors import BadRequest
+
+MAX_URL_LENGTH = 2048
+
+
+def _capped(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    """Yield at most ``limit`` bytes: the header must be found within them."""
+    remaining = limit
+    for chunk in chunks:
+        if remaining <= 0:
+            return
+        yield chunk[:remaining]
+        remaining -= len(chunk)
+
+
+def validate_url(url: Any) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise BadRequest('image_url is required: send {"image_url": "https://..."}')
+    url = url.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise BadRequest(f"image_url is longer than {MAX_URL_LENGTH} characters")
+    return url
+
+
+def analyze_url(url: str, cache: AnalysisCache) -> tuple[dict[str, Any], str, int]:
+    """(result, cache tier "memory"/"shared"/"miss", bytes read from the network)."""
+    # Imported here so that importing this module stays cheap for cache hits' cold starts.
+    from imgsvc.fetch import open_url
+    from imgsvc.imaging import probe
+
+    url = validate_url(url)
+    cached, tier = cache.get(url)
+    if cached is not None:
+        return cached, tier, 0
+    settings = get_settings()
+    # Images over the upload limit are refused from their Content-Length; of the rest only the
+    # header is read, at most analyze_max_bytes of it.
+    with open_url(url, max_bytes=settings.max_upload_bytes) as response:
+        info, _ = probe(_capped(response.iter_chunks(16 * 1024), settings.analyze_max_bytes))
+        bytes_read = response.bytes_read
+    result = info.to_dict()
+    cache.put(url, result)
+    return result, "miss", bytes_read

@@ -1,0 +1,99 @@
+"""Images handed to the API directly: a small multipart upload, or an import from a URL."""
+
+from __future__ import annotations
+
+import io
+import posixpath
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imgsvc.config import MIB, get_settings
+from imgsvc.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from imgsvc.ingest import ingest_bytes
+
+# Lambda's 6 MB request limit applies after base64, so a direct upload stays under 4 MiB.
+DIRECT_UPLOAD_MAX_BYTES = 4 * MIB
+# Room for the multipart boundaries, part headers and the name/desc fields.
+_MULTIPART_OVERHEAD = 64 * 1024
+NAME_MAX = 200
+DESC_MAX = 2000
+
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
+Desc = Annotated[str, Field(max_length=DESC_MAX)]
+
+
+class ImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[str, Field(min_length=1, max_length=2048)]
+    name: Name | None = None
+    desc: Desc | None = None
+
+
+def _too_large(size: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"direct uploads are limited to {DIRECT_UPLOAD_MAX_BYTES} bytes (got {size}): "
+        "use POST /uploads for a presigned S3 upload of up to "
+        f"{get_settings().max_upload_bytes} bytes"
+    )
+
+
+def import_multipart(body: bytes, content_type: str) -> tuple[dict[str, Any], bool]:
+    """Ingest the ``image`` part of a multipart/form-data body (with optional name, desc)."""
+    # `multipart` is the maintained parser behind Bottle; it enforces part and size limits.
+    from multipart import MultipartError, MultipartParser, parse_options_header
+
+    if len(body) > DIRECT_UPLOAD_MAX_BYTES + _MULTIPART_OVERHEAD:
+        raise _too_large(len(body))
+    mime, options = parse_options_header(content_type or "")
+    if mime != "multipart/form-data" or not options.get("boundary"):
+        raise UnsupportedMediaType(
+            'send multipart/form-data with an `image` file part, or JSON {"url": ...}'
+        )
+    fields: dict[str, Any] = {}
+    try:
+        parser = MultipartParser(
+            io.BytesIO(body),
+            options["boundary"],
+            content_length=len(body),
+            part_limit=8,
+            partsize_limit=DIRECT_UPLOAD_MAX_BYTES + 1,
+            memory_limit=DIRECT_UPLOAD_MAX_BYTES + _MULTIPART_OVERHEAD,
+            spool_limit=DIRECT_UPLOAD_MAX_BYTES + _MULTIPART_OVERHEAD,
+        )
+        for part in parser:
+            if part.name in fields:
+                raise BadRequest(f"form field {part.name!r} appears more than once")
+            fields[part.name] = part
+    except MultipartError as err:
+        raise BadRequest(f"malformed multipart body: {err}") from err
+    image = fields.get("image")
+    if image is None or not image.filename:
+        raise BadRequest("the form needs an `image` file part")
+    data = image.raw
+    if len(data) > DIRECT_UPLOAD_MAX_BYTES:
+        raise _too_large(len(data))
+    name = fields["name"].value if "name" in fields else None
+    desc = fields["desc"].value if "desc" in fields else None
+    if name is not None and not 1 <= len(name) <= NAME_MAX:
+        raise BadRequest(f"name must be 1 to {NAME_MAX} characters")
+    if desc is not None and len(desc) > DESC_MAX:
+        raise BadRequest(f"desc must be at most {DESC_MAX} characters")
+    filename = posixpath.basename(image.filename.replace("\\", "/")) or "image"
+    return ingest_bytes(data, filename=filename, name=name or filename, desc=desc)
+
+
+def import_url(request: ImportRequest) -> tuple[dict[str, Any], bool]:
+    """Fetch an image with the safe fetcher (upload size limit) and ingest it."""
+    from imgsvc.fetch import fetch_bytes
+
+    data = fetch_bytes(request.url, max_bytes=get_settings().max_upload_bytes)
+    filename = posixpath.basename(urlsplit(request.url).path) or "import"
+    return ingest_bytes(
+        data,
+        filename=filename[:255],
+        name=request.name or filename[:NAME_MAX],
+        desc=request.desc,
+        source_url=request.url,
+    )

@@ -1,0 +1,102 @@
+"""The one ingest path: validate and inspect the bytes, store them content-addressed, record.
+
+Presigned uploads arrive through the S3 trigger (``ingest_upload_object``); direct uploads,
+URL imports and crops hand over bytes (``ingest_bytes``). Both end in
+``records.commit_ingest``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from imgsvc import records, storage
+from imgsvc.config import get_settings
+from imgsvc.errors import InvalidImage, PayloadTooLarge
+from imgsvc.http import logger
+from imgsvc.records import IngestSource
+
+
+def _inspect(data: bytes) -> dict[str, Any]:
+    from imgsvc.imaging import inspect_image  # Pillow: only functions with the imaging layer
+
+    settings = get_settings()
+    meta, _ = inspect_image(
+        data, max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes
+    )
+    return meta.to_dict()
+
+
+def ingest_bytes(
+    data: bytes,
+    *,
+    filename: str,
+    name: str | None = None,
+    desc: str | None = None,
+    source_url: str | None = None,
+    derived_from: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Ingest bytes handed over by the API. Bad images raise (4xx) before anything is written.
+
+    Returns (image, duplicate).
+    """
+    meta = _inspect(data)
+    storage.store_image(meta["sha256"], data, meta["format"])
+    source = IngestSource(
+        upload_id=str(uuid.uuid4()),
+        filename=filename,
+        name=name,
+        desc=desc,
+        source_url=source_url,
+        derived_from=derived_from,
+        presigned=False,
+    )
+    return records.commit_ingest(meta, source)
+
+
+def ingest_upload_object(key: str, size: int | None) -> dict[str, Any]:
+    """Ingest one object created under the uploads prefix (key already URL-decoded).
+
+    Bad objects are rejected (recorded, deleted) without raising: failing would only make
+    Lambda retry. Unexpected errors raise, so Lambda retries and finally dead-letters.
+    """
+    parsed = storage.parse_upload_key(key)
+    if parsed is None:
+        logger.warning("ignoring an object outside the upload key layout", extra={"key": key})
+        return {"key": key, "outcome": "ignored"}
+    upload_id, filename = parsed
+    state = records.get_upload_file(upload_id, filename)
+    if state is None:
+        # Not issued by POST /uploads: nobody will ever read it, so it does not stay.
+        logger.warning("deleting an upload with no upload record", extra={"key": key})
+        storage.delete_object(key)
+        return {"key": key, "outcome": "ignored"}
+    if state["status"] != "pending":
+        storage.delete_object(key)  # a redelivery after the first run removed it, or a crash
+        return {"key": key, "outcome": "already_processed", "status": state["status"]}
+
+    source = IngestSource(upload_id=upload_id, filename=filename)
+    limit = get_settings().max_upload_bytes
+    try:
+        if size is not None and size > limit:
+            raise PayloadTooLarge(
+                f"the file is {size} bytes, over the upload limit of {limit} bytes"
+            )
+        data = storage.read_object(key)
+        if data is None:
+            return {"key": key, "outcome": "already_processed"}
+        meta = _inspect(data)
+    except (InvalidImage, PayloadTooLarge) as err:
+        records.reject_upload_file(source, err.message)
+        storage.delete_object(key)
+        logger.info("upload rejected", extra={"key": key, "reason": err.message})
+        return {"key": key, "outcome": "rejected", "error": err.message}
+
+    storage.copy_to_image(key, meta["sha256"], meta["format"])
+    image, duplicate = records.commit_ingest(meta, source)
+    storage.delete_object(key)
+    return {
+        "key": key,
+        "outcome": "duplicate" if duplicate else "created",
+        "image_id": image["image_id"],
+    }

@@ -1,0 +1,58 @@
+"""The image library: reading, listing and deleting recorded images."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from imgsvc import records, storage
+from imgsvc.errors import BadRequest
+from imgsvc.http import logger
+
+IMAGE_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+# One DELETE /images?confirm=true call deletes at most this many, to finish inside the
+# function's timeout; the answer says whether more remain.
+DELETE_ALL_BATCH = 200
+
+
+def parse_image_id(value: str) -> str:
+    """Image ids are sha256 hex digests; anything else is malformed (400, not 404)."""
+    if not IMAGE_ID_RE.match(value or ""):
+        raise BadRequest(
+            f"malformed image id {value[:80]!r}: an image id is 64 lowercase hex characters"
+        )
+    return value
+
+
+def get(image_id: str) -> dict[str, Any]:
+    return records.get_image(parse_image_id(image_id))
+
+
+def list_page(limit: int, cursor: str | None) -> dict[str, Any]:
+    images, next_cursor = records.list_images(limit, cursor)
+    return {"images": images, "count": len(images), "next_cursor": next_cursor}
+
+
+def content_url(image_id: str) -> str:
+    image = get(image_id)
+    return storage.download_url(image["image_id"], image["format"])
+
+
+def delete(image_id: str) -> dict[str, Any]:
+    image = records.delete_image(parse_image_id(image_id))
+    storage.delete_object(storage.image_key(image["image_id"]))
+    return {"status": "deleted", "image_id": image["image_id"]}
+
+
+def delete_all(*, confirmed: bool) -> dict[str, Any]:
+    if not confirmed:
+        raise BadRequest("deleting every image needs ?confirm=true")
+    images, more = records.list_images(DELETE_ALL_BATCH, None)
+    deleted = 0
+    for image in images:
+        try:
+            delete(image["image_id"])
+            deleted += 1
+        except Exception:  # one failure must not hide how many were deleted
+            logger.exception("delete failed", extra={"image_id": image["image_id"]})
+    return {"status": "deleted", "deleted": deleted, "more": more is not None}

@@ -1,0 +1,516 @@
+"""DynamoDB single-table records: images, upload sessions, stats counters, the phash index.
+
+Ingest and delete are single transactions with condition expressions, so that S3's
+at-least-once delivery, Lambda retries and concurrent deliveries change nothing the second
+time: an upload file moves out of ``pending`` once, and only that move counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from imgsvc import aws
+from imgsvc.config import get_settings
+from imgsvc.errors import BadRequest, Conflict, Gone, NotFound
+from imgsvc.similar import index_keys
+
+# Upload records outlive the 30-day stats window so a recount can always see them.
+UPLOAD_RECORD_DAYS = 35
+MAX_FILES_PER_SESSION = 1000
+_TXN_ATTEMPTS = 6
+
+IMAGE_FIELDS = (
+    "image_id", "format", "width", "height", "mode", "bytes", "sha256", "sha1", "make",
+    "model", "camera", "orientation", "taken_at", "display_width", "display_height", "phash",
+    "name", "desc", "source_url", "derived_from", "created_at",
+)  # fmt: skip
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def image_pk(image_id: str) -> str:
+    return f"IMAGE#{image_id}"
+
+
+def upload_pk(upload_id: str) -> str:
+    return f"UPLOAD#{upload_id}"
+
+
+def day_shard(upload_id: str, filename: str) -> int:
+    """The per-day counter shard of an upload: fixed per object so retries hit the same one."""
+    digest = hashlib.sha256(f"{upload_id}/{filename}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % get_settings().stats_day_shards
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; the API speaks ints and floats."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def image_view(item: dict[str, Any]) -> dict[str, Any]:
+    return {field: _plain(item.get(field)) for field in IMAGE_FIELDS}
+
+
+@dataclass(frozen=True)
+class IngestSource:
+    """Where an ingested image came from: its upload file, plus user-given attributes."""
+
+    upload_id: str
+    filename: str
+    name: str | None = None
+    desc: str | None = None
+    source_url: str | None = None
+    derived_from: str | None = None
+    presigned: bool = True  # False: the upload file record is created by the ingest itself
+
+
+def _reasons(err: ClientError) -> list[str]:
+    return [r.get("Code", "None") for r in err.response.get("CancellationReasons", [])]
+
+
+def _transact(items: list[dict[str, Any]]) -> list[str] | None:
+    """Run a transaction; None on success, else the per-item cancellation reason codes.
+
+    Transaction conflicts (a concurrent transaction on the same items) are retried here.
+    """
+    for attempt in range(_TXN_ATTEMPTS):
+        try:
+            aws.ddb_client().transact_write_items(TransactItems=items)
+            return None
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = _reasons(err)
+            if "TransactionConflict" in reasons and attempt + 1 < _TXN_ATTEMPTS:
+                time.sleep(0.05 * 2**attempt)
+                continue
+            return reasons
+    return None  # pragma: no cover - the loop always returns
+
+
+def _counter(pk: str, sk: str, delta: int) -> dict[str, Any]:
+    return {
+        "Update": {
+            "TableName": get_settings().table_name,
+            "Key": {"PK": pk, "SK": sk},
+            "UpdateExpression": "ADD #c :d",
+            "ExpressionAttributeNames": {"#c": "count"},
+            "ExpressionAttributeValues": {":d": delta},
+        }
+    }
+
+
+def _image_counters(image: dict[str, Any], delta: int) -> list[dict[str, Any]]:
+    items = [
+        _counter("STATS#TOTAL", "TOTAL", delta),
+        _counter("STATS#FORMAT", image["format"], delta),
+    ]
+    if image.get("camera"):
+        items.append(_counter("STATS#CAMERA", image["camera"], delta))
+    return items
+
+
+def _file_done(
+    source: IngestSource, image_id: str, duplicate: bool, now: datetime
+) -> dict[str, Any]:
+    """The upload file's move to ``done``: allowed only from ``pending`` (or from nothing)."""
+    table = get_settings().table_name
+    item = {
+        "PK": upload_pk(source.upload_id),
+        "SK": f"FILE#{source.filename}",
+        "upload_id": source.upload_id,
+        "filename": source.filename,
+        "status": "done",
+        "image_id": image_id,
+        "duplicate": duplicate,
+        "error": None,
+        "day": now.strftime("%Y-%m-%d"),
+        "completed_at": iso(now),
+        "expire_at": int((now + timedelta(days=UPLOAD_RECORD_DAYS)).timestamp()),
+    }
+    if source.presigned:
+        return {
+            "Update": {
+                "TableName": table,
+                "Key": {"PK": item["PK"], "SK": item["SK"]},
+                "UpdateExpression": "SET #s = :done, image_id = :id, duplicate = :dup, "
+                "#e = :none, #d = :day, completed_at = :at",
+                "ConditionExpression": "#s = :pending",
+                "ExpressionAttributeNames": {"#s": "status", "#e": "error", "#d": "day"},
+                "ExpressionAttributeValues": {
+                    ":done": "done",
+                    ":pending": "pending",
+                    ":id": image_id,
+                    ":dup": duplicate,
+                    ":none": None,
+                    ":day": item["day"],
+                    ":at": item["completed_at"],
+                },
+            }
+        }
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+    }
+
+
+def _image_put(
+    meta: dict[str, Any], source: IngestSource, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    created = iso(now)
+    image = {
+        **{k: meta.get(k) for k in IMAGE_FIELDS if k in meta},
+        "image_id": meta["sha256"],
+        "name": source.name,
+        "desc": source.desc,
+        "source_url": source.source_url,
+        "derived_from": source.derived_from,
+        "created_at": created,
+    }
+    item = {
+        "PK": image_pk(image["image_id"]),
+        "SK": "META",
+        "GSI1PK": "IMAGES",
+        "GSI1SK": f"{created}#{image['image_id']}",
+        **image,
+    }
+    put = {
+        "Put": {
+            "TableName": get_settings().table_name,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+    }
+    return image, put
+
+
+def commit_ingest(meta: dict[str, Any], source: IngestSource) -> tuple[dict[str, Any], bool]:
+    """Record an ingested image once. Returns (image, duplicate).
+
+    New content: image item + upload file done + day/format/camera/total counters + phash
+    index, in one transaction. Known content: the upload file done as a duplicate + the day
+    counter. A redelivery of an already-processed upload changes nothing.
+    """
+    table = get_settings().table_name
+    image_id = meta["sha256"]
+    shard = day_shard(source.upload_id, source.filename)
+    for _ in range(_TXN_ATTEMPTS):
+        now = now_utc()
+        day_counter = _counter(f"STATS#DAY#{now:%Y-%m-%d}", f"SHARD#{shard}", 1)
+        image, put = _image_put(meta, source, now)
+        index = [
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": {"PK": pk, "SK": image_id, "phash": meta["phash"]},
+                }
+            }
+            for pk in index_keys(meta["phash"])
+        ]
+        new_items = [
+            put,
+            _file_done(source, image_id, False, now),
+            day_counter,
+            *_image_counters(image, +1),
+            *index,
+        ]
+        reasons = _transact(new_items)
+        if reasons is None:
+            return image, False
+        if reasons[1] == "ConditionalCheckFailed":
+            done = _already_processed(source)
+            if done is not None:
+                return done
+            continue
+        if reasons[0] != "ConditionalCheckFailed":
+            raise RuntimeError(f"ingest transaction cancelled: {reasons}")
+        # The content exists already: record this upload as a duplicate of it.
+        exists = {
+            "ConditionCheck": {
+                "TableName": table,
+                "Key": {"PK": image_pk(image_id), "SK": "META"},
+                "ConditionExpression": "attribute_exists(PK)",
+            }
+        }
+        reasons = _transact([exists, _file_done(source, image_id, True, now), day_counter])
+        if reasons is None:
+            return get_image(image_id), True
+        if reasons[1] == "ConditionalCheckFailed":
+            done = _already_processed(source)
+            if done is not None:
+                return done
+        # The image was deleted meanwhile: go round again and create it anew.
+    raise RuntimeError("ingest did not settle after repeated conflicts")
+
+
+def _already_processed(source: IngestSource) -> tuple[dict[str, Any], bool] | None:
+    """What an earlier delivery of this upload recorded; None if it is (again) pending."""
+    if not source.presigned:
+        raise Conflict(f"upload {source.upload_id}/{source.filename} was already recorded")
+    state = get_upload_file(source.upload_id, source.filename)
+    if state is None:
+        raise Conflict(f"upload file {source.filename} has no upload record")
+    if state["status"] == "pending":
+        return None
+    if state["status"] != "done":
+        raise Conflict(f"upload file {source.filename} was {state['status']}: {state.get('error')}")
+    return get_image(state["image_id"]), bool(state.get("duplicate"))
+
+
+def reject_upload_file(source: IngestSource, reason: str) -> bool:
+    """Mark a pending upload file rejected. False if it had already left ``pending``."""
+    now = now_utc()
+    try:
+        aws.table().update_item(
+            Key={"PK": upload_pk(source.upload_id), "SK": f"FILE#{source.filename}"},
+            UpdateExpression="SET #s = :rejected, #e = :reason, completed_at = :at",
+            ConditionExpression="#s = :pending",
+            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+            ExpressionAttributeValues={
+                ":rejected": "rejected",
+                ":pending": "pending",
+                ":reason": reason,
+                ":at": iso(now),
+            },
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def get_image(image_id: str) -> dict[str, Any]:
+    item = aws.table().get_item(Key={"PK": image_pk(image_id), "SK": "META"}).get("Item")
+    if item is None:
+        raise NotFound(f"no image with id {image_id}")
+    return image_view(item)
+
+
+def _encode_cursor(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, default=str).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = json.loads(raw)
+    except (binascii.Error, ValueError) as err:
+        raise BadRequest("malformed cursor: pass the next_cursor of the previous page") from err
+    if (
+        not isinstance(key, dict)
+        or set(key) != {"PK", "SK", "GSI1PK", "GSI1SK"}
+        or not all(isinstance(v, str) for v in key.values())
+    ):
+        raise BadRequest("malformed cursor: pass the next_cursor of the previous page")
+    return key
+
+
+def list_images(limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of images, newest first, and the cursor of the next page (None at the end)."""
+    kwargs: dict[str, Any] = {
+        "IndexName": "GSI1",
+        "KeyConditionExpression": Key("GSI1PK").eq("IMAGES"),
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if cursor:
+        kwargs["ExclusiveStartKey"] = _decode_cursor(cursor)
+    page = aws.table().query(**kwargs)
+    items = [image_view(i) for i in page.get("Items", [])]
+    last = page.get("LastEvaluatedKey")
+    return items, _encode_cursor(last) if last and len(items) == limit else None
+
+
+def delete_image(image_id: str) -> dict[str, Any]:
+    """Delete the image item, its phash index entries, and take it out of the counts.
+
+    The per-day upload counters are history and stay. Returns the deleted image.
+    """
+    image = get_image(image_id)
+    table = get_settings().table_name
+    items = [
+        {
+            "Delete": {
+                "TableName": table,
+                "Key": {"PK": image_pk(image_id), "SK": "META"},
+                "ConditionExpression": "attribute_exists(PK)",
+            }
+        },
+        *_image_counters(image, -1),
+        *[
+            {"Delete": {"TableName": table, "Key": {"PK": pk, "SK": image_id}}}
+            for pk in index_keys(image["phash"])
+        ],
+    ]
+    reasons = _transact(items)
+    if reasons is not None:
+        if reasons[0] == "ConditionalCheckFailed":
+            raise NotFound(f"no image with id {image_id}")
+        raise RuntimeError(f"delete transaction cancelled: {reasons}")
+    return image
+
+
+# --- upload sessions -------------------------------------------------------------------------
+
+
+def create_session(upload_id: str, expires_at: datetime, files: list[dict[str, Any]]) -> None:
+    now = now_utc()
+    table = get_settings().table_name
+    expire = int((now + timedelta(days=UPLOAD_RECORD_DAYS)).timestamp())
+    session = {
+        "PK": upload_pk(upload_id),
+        "SK": "SESSION",
+        "upload_id": upload_id,
+        "created_at": iso(now),
+        "expires_at": iso(expires_at),
+        "expires_epoch": int(expires_at.timestamp()),
+        "file_count": len(files),
+        "expire_at": expire,
+    }
+    items = [
+        {
+            "Put": {
+                "TableName": table,
+                "Item": session,
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+    ]
+    items += [_file_put(upload_id, f, now, expire) for f in files]
+    reasons = _transact(items)
+    if reasons is not None:
+        raise RuntimeError(f"could not create upload session: {reasons}")
+
+
+def _file_put(upload_id: str, f: dict[str, Any], now: datetime, expire: int) -> dict[str, Any]:
+    return {
+        "Put": {
+            "TableName": get_settings().table_name,
+            "Item": {
+                "PK": upload_pk(upload_id),
+                "SK": f"FILE#{f['filename']}",
+                "upload_id": upload_id,
+                "filename": f["filename"],
+                "content_type": f["content_type"],
+                "declared_size": f.get("size"),
+                "status": "pending",
+                "image_id": None,
+                "duplicate": False,
+                "error": None,
+                "created_at": iso(now),
+                "expire_at": expire,
+            },
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+    }
+
+
+def add_files(upload_id: str, files: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add files to a live session; returns the session item."""
+    session = get_session_item(upload_id)
+    now = now_utc()
+    if int(session["expires_epoch"]) <= now.timestamp():
+        raise Gone(
+            f"upload session {upload_id} expired at {session['expires_at']}: start a new one"
+        )
+    table = get_settings().table_name
+    check = {
+        "Update": {
+            "TableName": table,
+            "Key": {"PK": upload_pk(upload_id), "SK": "SESSION"},
+            "UpdateExpression": "ADD file_count :n",
+            "ConditionExpression": "expires_epoch > :now AND file_count <= :room",
+            "ExpressionAttributeValues": {
+                ":n": len(files),
+                ":now": int(now.timestamp()),
+                ":room": MAX_FILES_PER_SESSION - len(files),
+            },
+        }
+    }
+    items = [check] + [_file_put(upload_id, f, now, int(session["expire_at"])) for f in files]
+    reasons = _transact(items)
+    if reasons is None:
+        return session
+    if reasons[0] == "ConditionalCheckFailed":
+        raise Conflict(
+            f"upload session {upload_id} expired or is full ({MAX_FILES_PER_SESSION} files at most)"
+        )
+    taken = [
+        files[i - 1]["filename"]
+        for i, r in enumerate(reasons)
+        if i and r == "ConditionalCheckFailed"
+    ]
+    if taken:
+        raise Conflict(f"these filenames are already in upload session {upload_id}: {taken}")
+    raise RuntimeError(f"could not add files: {reasons}")
+
+
+def get_session_item(upload_id: str) -> dict[str, Any]:
+    item = aws.table().get_item(Key={"PK": upload_pk(upload_id), "SK": "SESSION"}).get("Item")
+    if item is None:
+        raise NotFound(f"no upload session {upload_id}")
+    return item
+
+
+def get_session(upload_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The session item and all its file items."""
+    kwargs: dict[str, Any] = {"KeyConditionExpression": Key("PK").eq(upload_pk(upload_id))}
+    session = None
+    files: list[dict[str, Any]] = []
+    while True:
+        page = aws.table().query(**kwargs)
+        for item in page.get("Items", []):
+            if item["SK"] == "SESSION":
+                session = item
+            elif item["SK"].startswith("FILE#"):
+                files.append(item)
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    if session is None:
+        raise NotFound(f"no upload session {upload_id}")
+    return session, files
+
+
+def get_upload_file(upload_id: str, filename: str) -> dict[str, Any] | None:
+    return (
+        aws.table()
+        .get_item(Key={"PK": upload_pk(upload_id), "SK": f"FILE#{filename}"}, ConsistentRead=True)
+        .get("Item")
+    )
+
+
+def file_state(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": item["status"],
+        "image_id": item.get("image_id"),
+        "duplicate": bool(item.get("duplicate")),
+        "error": item.get("error"),
+    }

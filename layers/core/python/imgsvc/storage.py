@@ -1,0 +1,118 @@
+"""S3: presigned uploads, the content-addressed image store, and short-lived download links."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_plus
+
+from botocore.exceptions import ClientError
+
+from imgsvc import aws
+from imgsvc.config import get_settings
+
+# Content types a presigned upload may declare. Never image/svg+xml: SVG is script, not pixels.
+UPLOAD_CONTENT_TYPES = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+    "image/tiff": "TIFF",
+    "image/bmp": "BMP",
+}
+FORMAT_CONTENT_TYPES = {fmt: ct for ct, fmt in UPLOAD_CONTENT_TYPES.items()}
+
+
+def upload_key(upload_id: str, filename: str) -> str:
+    return f"{get_settings().upload_prefix}{upload_id}/{filename}"
+
+
+def parse_upload_key(key: str) -> tuple[str, str] | None:
+    """(upload_id, filename) of an already URL-decoded key, or None if not an upload key."""
+    prefix = get_settings().upload_prefix
+    if not key.startswith(prefix):
+        return None
+    upload_id, sep, filename = key[len(prefix) :].partition("/")
+    if not sep or not upload_id or not filename:
+        return None
+    return upload_id, filename
+
+
+def decode_event_key(raw: str) -> str:
+    """S3 event keys are URL-encoded with '+' for spaces: 'a+b.jpg' arrives as 'a%2Bb.jpg'."""
+    return unquote_plus(raw)
+
+
+def image_key(image_id: str) -> str:
+    return f"{get_settings().image_prefix}{image_id}"
+
+
+def presigned_upload(key: str, content_type: str, expiry: int) -> dict[str, Any]:
+    """A presigned POST pinning the exact key, content type, size range and expiry."""
+    settings = get_settings()
+    return aws.s3().generate_presigned_post(
+        Bucket=settings.bucket_name,
+        Key=key,
+        Fields={"Content-Type": content_type},
+        Conditions=[
+            {"Content-Type": content_type},
+            ["content-length-range", 1, settings.max_upload_bytes],
+        ],
+        ExpiresIn=expiry,
+    )
+
+
+def read_object(key: str) -> bytes | None:
+    """The object's bytes, or None when it no longer exists (already ingested and removed)."""
+    try:
+        body = aws.s3().get_object(Bucket=get_settings().bucket_name, Key=key)["Body"]
+    except ClientError as err:
+        if err.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return None
+        raise
+    with body:
+        return body.read()
+
+
+def store_image(image_id: str, data: bytes, fmt: str) -> None:
+    """Store bytes under their sha256: the same content always lands on the same key."""
+    aws.s3().put_object(
+        Bucket=get_settings().bucket_name,
+        Key=image_key(image_id),
+        Body=data,
+        ContentType=FORMAT_CONTENT_TYPES.get(fmt, "application/octet-stream"),
+    )
+
+
+def copy_to_image(source_key: str, image_id: str, fmt: str) -> None:
+    """Server-side copy of an upload to its content address: no second transfer of the bytes."""
+    bucket = get_settings().bucket_name
+    aws.s3().copy_object(
+        Bucket=bucket,
+        Key=image_key(image_id),
+        CopySource={"Bucket": bucket, "Key": source_key},
+        ContentType=FORMAT_CONTENT_TYPES.get(fmt, "application/octet-stream"),
+        MetadataDirective="REPLACE",
+    )
+
+
+def read_image(image_id: str) -> bytes | None:
+    return read_object(image_key(image_id))
+
+
+def delete_object(key: str) -> None:
+    aws.s3().delete_object(Bucket=get_settings().bucket_name, Key=key)
+
+
+def download_url(image_id: str, fmt: str) -> str:
+    settings = get_settings()
+    ext = {"JPEG": "jpg"}.get(fmt, fmt.lower())
+    return aws.s3().generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": settings.bucket_name,
+            "Key": image_key(image_id),
+            "ResponseContentType": FORMAT_CONTENT_TYPES.get(fmt, "application/octet-stream"),
+            "ResponseContentDisposition": f'inline; filename="{image_id[:16]}.{ext}"',
+        },
+        ExpiresIn=settings.content_url_ttl_seconds,
+    )

@@ -1,0 +1,117 @@
+"""Upload sessions: presigned S3 POSTs for many files, and the state of each file."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from imgsvc import records, storage
+from imgsvc.config import get_settings
+from imgsvc.errors import BadRequest, PayloadTooLarge
+
+MAX_FILES_PER_REQUEST = 50
+DEFAULT_EXPIRY = 300
+MAX_EXPIRY = 3600
+
+
+class FileSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    filename: Annotated[str, Field(min_length=1, max_length=255)]
+    content_type: str
+    size: Annotated[int, Field(ge=1)] | None = None
+
+    @field_validator("filename")
+    @classmethod
+    def _safe_filename(cls, value: str) -> str:
+        if value in (".", "..") or any(c in value for c in "/\\") or not value.isprintable():
+            raise ValueError("must be a plain file name: no slashes or control characters")
+        return value
+
+    @field_validator("content_type")
+    @classmethod
+    def _image_type(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in storage.UPLOAD_CONTENT_TYPES:
+            allowed = ", ".join(sorted(storage.UPLOAD_CONTENT_TYPES))
+            raise ValueError(f"{value!r} is not accepted: use one of {allowed}")
+        return value
+
+
+FileList = Annotated[list[FileSpec], Field(max_length=MAX_FILES_PER_REQUEST)]
+
+
+class CreateUploadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expiry: Annotated[int, Field(ge=1, le=MAX_EXPIRY)] = DEFAULT_EXPIRY
+    files: FileList = []
+
+
+class AddFilesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    files: Annotated[list[FileSpec], Field(min_length=1, max_length=MAX_FILES_PER_REQUEST)]
+
+
+def _check_files(files: list[FileSpec]) -> list[dict[str, Any]]:
+    names = [f.filename for f in files]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise BadRequest(f"each filename may appear once per session: repeated {repeated}")
+    limit = get_settings().max_upload_bytes
+    for f in files:
+        if f.size is not None and f.size > limit:
+            raise PayloadTooLarge(
+                f"{f.filename} is {f.size} bytes, over the upload limit of {limit} bytes"
+            )
+    return [f.model_dump() for f in files]
+
+
+def _presign(upload_id: str, files: list[dict[str, Any]], expiry: int) -> list[dict[str, Any]]:
+    out = []
+    for f in files:
+        post = storage.presigned_upload(
+            storage.upload_key(upload_id, f["filename"]), f["content_type"], expiry
+        )
+        out.append({"filename": f["filename"], "url": post["url"], "fields": post["fields"]})
+    return out
+
+
+def create_upload(request: CreateUploadRequest) -> dict[str, Any]:
+    files = _check_files(request.files)
+    upload_id = str(uuid.uuid4())
+    expires_at = records.now_utc() + timedelta(seconds=request.expiry)
+    records.create_session(upload_id, expires_at, files)
+    return {
+        "upload_id": upload_id,
+        "expires_at": records.iso(expires_at),
+        "files": _presign(upload_id, files, request.expiry),
+    }
+
+
+def parse_upload_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as err:
+        raise BadRequest(f"malformed upload id {value[:80]!r}: it is a UUID") from err
+
+
+def add_files(upload_id: str, request: AddFilesRequest) -> dict[str, Any]:
+    files = _check_files(request.files)
+    session = records.add_files(upload_id, files)
+    remaining = int(session["expires_epoch"]) - int(records.now_utc().timestamp())
+    return {
+        "upload_id": upload_id,
+        "expires_at": session["expires_at"],
+        "files": _presign(upload_id, files, max(1, remaining)),
+    }
+
+
+def upload_status(upload_id: str) -> dict[str, Any]:
+    session, files = records.get_session(upload_id)
+    return {
+        "upload_id": upload_id,
+        "expires_at": session["expires_at"],
+        "files": {f["filename"]: records.file_state(f) for f in files},
+    }

@@ -1,0 +1,136 @@
+"""Fixtures shared by unit and handler tests: moto-backed AWS built from template.yaml."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import uuid
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTOS = ROOT / "tests" / "data" / "photos"
+EVENTS = ROOT / "events"
+
+# Set before any handler module is imported: Powertools reads these at import time.
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "imgsvc-test")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "imgsvc")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def manifest() -> dict[str, dict[str, Any]]:
+    return {e["file"]: e for e in json.loads((PHOTOS / "manifest.json").read_text())}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch):
+    """moto's in-process AWS with the table and bucket of template.yaml."""
+    from moto import mock_aws
+
+    from imgsvc import aws as aws_clients
+    from tests.support.cfn import create_bucket, create_table, load_template
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TABLE_NAME": "imgsvc-test",
+        "BUCKET_NAME": "imgsvc-test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "ALLOW_PRIVATE_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    aws_clients.reset()
+    with mock_aws():
+        import boto3
+
+        template = load_template(ROOT / "template.yaml")
+        create_table(boto3.client("dynamodb"), template, "imgsvc-test")
+        create_bucket(boto3.client("s3"), template, "imgsvc-test")
+        yield SimpleNamespace(
+            s3=boto3.client("s3"),
+            table=boto3.resource("dynamodb").Table("imgsvc-test"),
+            bucket="imgsvc-test",
+        )
+    aws_clients.reset()
+
+
+def load_handler(name: str) -> ModuleType:
+    """Import functions/<name>/app.py under a unique module name (every handler is app.py)."""
+    path = ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"handler_{name}_{uuid.uuid4().hex}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class LambdaContext:
+    function_name = "test-function"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def context() -> LambdaContext:
+    return LambdaContext()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def api_event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    base: str = "api_request.json",
+) -> dict[str, Any]:
+    """A REST API proxy event from events/api_request.json with this method, path and body."""
+    event = load_event(base)
+    event["httpMethod"] = method
+    event["path"] = path
+    event["resource"] = path
+    event["requestContext"]["httpMethod"] = method
+    event["requestContext"]["path"] = f"/prod{path}"
+    event["queryStringParameters"] = query
+    event["multiValueQueryStringParameters"] = {k: [v] for k, v in (query or {}).items()} or None
+    merged = {**event["headers"], **(headers or {})}
+    event["headers"] = merged
+    event["multiValueHeaders"] = {k: [v] for k, v in merged.items()}
+    if body is None:
+        event["body"] = None
+    elif isinstance(body, bytes):
+        import base64
+
+        event["body"] = base64.b64encode(body).decode()
+        event["isBase64Encoded"] = True
+    else:
+        event["body"] = body if isinstance(body, str) else json.dumps(body)
+    return event
+
+
+def call(handler: ModuleType, event: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    """Invoke a handler; returns (status, parsed JSON body or raw text, headers)."""
+    response = handler.lambda_handler(event, LambdaContext())
+    body = response.get("body") or ""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = body
+    return response["statusCode"], parsed, response.get("headers") or {}

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from imgsvc.cache import AnalysisCache, LRUCache, cached_urls, url_key
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_lru_evicts_least_recently_used_by_entries():
+    cache: LRUCache[int] = LRUCache(max_entries=2, max_bytes=1000, ttl_seconds=60)
+    cache.put("a", 1, 1)
+    cache.put("b", 2, 1)
+    assert cache.get("a") == 1  # a is now the most recent
+    cache.put("c", 3, 1)
+    assert cache.get("b") is None
+    assert cache.get("a") == 1 and cache.get("c") == 3
+    assert cache.keys_newest_first() == ["c", "a"]
+
+
+def test_lru_bounded_in_bytes():
+    cache: LRUCache[str] = LRUCache(max_entries=100, max_bytes=10, ttl_seconds=60)
+    cache.put("a", "x", 4)
+    cache.put("b", "y", 4)
+    cache.put("c", "z", 4)  # 12 bytes > 10: a goes
+    assert cache.get("a") is None
+    assert cache.size_bytes == 8
+    assert cache.put("huge", "w", 11) is False
+    assert cache.get("huge") is None and len(cache) == 2
+
+
+def test_lru_entries_expire():
+    clock = Clock()
+    cache: LRUCache[int] = LRUCache(max_entries=10, max_bytes=100, ttl_seconds=5, clock=clock)
+    cache.put("a", 1, 1)
+    clock.now += 4.9
+    assert cache.get("a") == 1
+    clock.now += 0.2
+    assert cache.get("a") is None
+    assert cache.keys_newest_first() == []
+
+
+def test_lru_replacing_a_key_updates_size_and_order():
+    cache: LRUCache[int] = LRUCache(max_entries=10, max_bytes=100, ttl_seconds=60)
+    cache.put("a", 1, 10)
+    cache.put("b", 2, 10)
+    cache.put("a", 3, 30)
+    assert cache.size_bytes == 40
+    assert cache.keys_newest_first() == ["a", "b"]
+    assert cache.get("a") == 3
+
+
+def test_lru_is_safe_under_threads():
+    cache: LRUCache[int] = LRUCache(max_entries=50, max_bytes=10_000, ttl_seconds=60)
+
+    def work(n: int) -> None:
+        for i in range(2000):
+            cache.put(f"{n}-{i % 80}", i, 3)
+            cache.get(f"{(n + 1) % 4}-{i % 80}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(cache) == 50
+    assert cache.size_bytes == 150
+
+
+def test_lru_rejects_bad_bounds():
+    with pytest.raises(ValueError):
+        LRUCache(max_entries=0, max_bytes=1, ttl_seconds=1)
+
+
+def test_analysis_cache_shared_tier_serves_other_containers(aws):
+    result = {"format": "PNG", "size": "2x3", "width": 2, "height": 3, "mode": "RGB"}
+    first = AnalysisCache()
+    assert first.get("https://example.com/a.png") == (None, "miss")
+    first.put("https://example.com/a.png", result)
+    assert first.get("https://example.com/a.png") == (result, "memory")
+    # A new container: empty memory tier, same table.
+    second = AnalysisCache()
+    assert second.get("https://example.com/a.png") == (result, "shared")
+    assert second.get("https://example.com/a.png") == (result, "memory")
+
+
+def test_analysis_cache_ignores_expired_shared_items(aws, monkeypatch):
+    monkeypatch.setenv("CACHE_TTL_SECONDS", "1")
+    cache = AnalysisCache()
+    cache.put("https://example.com/old.png", {"format": "PNG"})
+    import time
+
+    item_key = {
+        "PK": f"CACHE#{__import__('imgsvc.cache').cache.url_key('https://example.com/old.png')}",
+        "SK": "ANALYSIS",
+    }
+    aws.table.update_item(
+        Key=item_key,
+        UpdateExpression="SET expire_at = :t",
+        ExpressionAttributeValues={":t": int(time.time()) - 1},
+    )
+    assert AnalysisCache().get("https://example.com/old.png") == (None, "miss")
+    assert "https://example.com/old.png" not in cached_urls()
+
+
+def test_cached_urls_newest_first(aws):
+    cache = AnalysisCache()
+    for i in range(5):
+        cache.put(f"https://example.com/{i}.png", {"format": "PNG"})
+    assert cached_urls() == [f"https://example.com/{i}.png" for i in reversed(range(5))]
+    assert cached_urls(limit=2) == ["https://example.com/4.png", "https://example.com/3.png"]
