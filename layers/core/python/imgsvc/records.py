@@ -313,6 +313,31 @@ def get_image(image_id: str) -> dict[str, Any]:
     return image_view(item)
 
 
+def get_images(image_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Images by id (missing ones left out), with BatchGetItem in chunks of 100."""
+    table = get_settings().table_name
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(image_ids), 100):
+        keys = [{"PK": image_pk(i), "SK": "META"} for i in image_ids[start : start + 100]]
+        for item in batch_get(table, keys):
+            found[item["image_id"]] = image_view(item)
+    return found
+
+
+def batch_get(table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """BatchGetItem of at most 100 keys, retrying unprocessed keys with backoff."""
+    request: dict[str, Any] = {table: {"Keys": keys}}
+    items: list[dict[str, Any]] = []
+    for attempt in range(8):
+        response = aws.dynamodb().batch_get_item(RequestItems=request)
+        items += response.get("Responses", {}).get(table, [])
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            return items
+        time.sleep(0.05 * 2**attempt)
+    raise RuntimeError("BatchGetItem left keys unprocessed after retries")
+
+
 def _encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, default=str).encode()).decode().rstrip("=")
 
