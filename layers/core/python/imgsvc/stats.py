@@ -33,10 +33,28 @@ def _query_counts(pk: str) -> dict[str, int]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def _last_days(today: date) -> list[str]:
+    return [(today - timedelta(days=n)).isoformat() for n in range(DAYS - 1, -1, -1)]
+
+
+def _summary(
+    per_day: dict[str, int], formats: dict[str, int], cameras: dict[str, int], total: int
+) -> dict[str, Any]:
+    """The /stats answer; ties rank by name so the answer is deterministic."""
+    ranked = sorted(cameras.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {
+        "uploads_per_day": per_day,
+        "most_popular_format": min(formats, key=lambda f: (-formats[f], f)) if formats else None,
+        "top_camera_models": [name for name, _ in ranked[:TOP_CAMERAS]],
+        "formats": dict(sorted(formats.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "total_images": total,
+    }
+
+
 def get_stats(today: date | None = None) -> dict[str, Any]:
     settings = get_settings()
     today = today or now_utc().date()
-    days = [(today - timedelta(days=n)).isoformat() for n in range(DAYS - 1, -1, -1)]
+    days = _last_days(today)
     keys = [
         {"PK": f"STATS#DAY#{day}", "SK": f"SHARD#{shard}"}
         for day in days
@@ -52,11 +70,34 @@ def get_stats(today: date | None = None) -> dict[str, Any]:
                 per_day[item["PK"].removeprefix("STATS#DAY#")] += int(item["count"])
     formats = _query_counts("STATS#FORMAT")
     cameras = _query_counts("STATS#CAMERA")
-    ranked = sorted(cameras.items(), key=lambda kv: (-kv[1], kv[0]))
-    return {
-        "uploads_per_day": per_day,
-        "most_popular_format": min(formats, key=lambda f: (-formats[f], f)) if formats else None,
-        "top_camera_models": [name for name, _ in ranked[:TOP_CAMERAS]],
-        "formats": dict(sorted(formats.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "total_images": total,
-    }
+    return _summary(per_day, formats, cameras, total)
+
+
+def recount(today: date | None = None) -> dict[str, Any]:
+    """The same statistics from a full scan of the records, to audit the counters.
+
+    Costs a scan of the table: for tests and operators, never for GET /stats.
+    """
+    today = today or now_utc().date()
+    days = _last_days(today)
+    per_day = dict.fromkeys(days, 0)
+    formats: dict[str, int] = {}
+    cameras: dict[str, int] = {}
+    total = 0
+    kwargs: dict[str, Any] = {}
+    while True:
+        page = aws.table().scan(**kwargs)
+        for item in page.get("Items", []):
+            if item["PK"].startswith("IMAGE#"):
+                total += 1
+                formats[item["format"]] = formats.get(item["format"], 0) + 1
+                if item.get("camera"):
+                    cameras[item["camera"]] = cameras.get(item["camera"], 0) + 1
+            elif item["SK"].startswith("FILE#") and item.get("status") == "done":
+                day = item.get("day")
+                if day in per_day:
+                    per_day[day] += 1
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return _summary(per_day, formats, cameras, total)
