@@ -99,7 +99,7 @@ def test_analysis_cache_ignores_expired_shared_items(aws, monkeypatch):
     import time
 
     item_key = {
-        "PK": f"CACHE#{__import__('imgsvc.cache').cache.url_key('https://example.com/old.png')}",
+        "PK": f"CACHE#{url_key('https://example.com/old.png')}",
         "SK": "ANALYSIS",
     }
     aws.table.update_item(
