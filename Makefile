@@ -1,0 +1,132 @@
+# imgsvc developer interface, and the build recipes `sam build` runs (build-<LogicalId>).
+#
+#   make venv       .venv from requirements-dev.txt (reruns only when that file changes)
+#   make lint       ruff check + ruff format --check
+#   make validate   sam validate --lint (cfn-lint warnings fail too)
+#   make build      sam build (every function and layer through the build-* targets below)
+#   make size       function + layers unzipped sizes from .aws-sam/build (run after build)
+#   make unit | e2e | test
+#   make local      the local stack (moto server + API Gateway emulation)
+#   make bench
+#   make deploy     sam deploy (samconfig.toml; the first time: .venv/bin/sam deploy --guided)
+#
+# sam runs the build-* targets with this file (Metadata ContextPath: . in template.yaml),
+# from a scratch copy of the resource's CodeUri/ContentUri, with ARTIFACTS_DIR set. Nothing
+# at parse time may have side effects or assume the current directory.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-dev.stamp
+PYTEST := $(PY) -m pytest
+PYTEST_ARGS ?=
+
+export SAM_CLI_TELEMETRY := 0
+# sam starts make itself for the build-* targets: keep this make's flags and jobserver out of it.
+SAM := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
+
+.PHONY: help venv lint validate build size unit e2e test local bench deploy clean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+# ------------------------------------------------------------------ developer targets
+venv: $(STAMP)
+
+$(STAMP): $(ROOT)/requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -r $(ROOT)/requirements-dev.txt
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check $(ROOT)
+	$(VENV)/bin/ruff format --check $(ROOT)
+
+validate: venv
+	cd $(ROOT) && $(SAM) validate --lint
+
+build: venv
+	cd $(ROOT) && $(SAM) build
+
+size: venv
+	$(PY) $(ROOT)/scripts/size_check.py --build-dir $(ROOT)/.aws-sam/build
+
+unit: venv
+	cd $(ROOT) && $(PYTEST) tests/unit $(PYTEST_ARGS)
+
+# pytest exits 5 when it collects no test: no e2e tests yet is not a failure.
+e2e: venv
+	cd $(ROOT) && { $(PYTEST) tests/e2e $(PYTEST_ARGS) || [ $$? -eq 5 ]; }
+
+# Steps run one after the other even under make -j.
+test: venv
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory validate
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory size
+	cd $(ROOT) && $(PYTEST) tests $(PYTEST_ARGS)
+
+local: venv
+	cd $(ROOT) && $(PY) -m local_stack
+
+bench: venv
+	cd $(ROOT) && $(PY) -m bench
+
+deploy: build
+	cd $(ROOT) && $(SAM) deploy
+
+clean:
+	rm -rf $(ROOT)/.aws-sam
+
+# ------------------------------------------------------------------ sam build recipes
+FUNCTIONS := StatusFunction AnalyzeFunction HistoryFunction UploadsFunction IngestFunction \
+	ImagesFunction ImportFunction CropFunction DiffFunction SimilarFunction AsciiFunction \
+	StatsFunction
+PIP_LAYERS := RuntimeLayer ImagingLayer
+
+.PHONY: $(addprefix build-,$(FUNCTIONS) $(PIP_LAYERS) CoreLayer)
+
+# Wheels for Lambda (python3.13, arm64), whatever this machine is. Pillow 11.3+ publishes
+# only manylinux_2_28 aarch64 wheels; the python3.13 runtime (Amazon Linux 2023) has glibc 2.34.
+# --no-deps: requirements.txt lists the whole closure (boto3/botocore come from the runtime).
+# --no-compile: this interpreter's .pyc files would be for the wrong Python.
+PIP_LAMBDA := $(firstword $(wildcard $(PY)) python3) -m pip install --quiet \
+	--disable-pip-version-check --no-compile --no-deps --only-binary=:all: \
+	--implementation cp --python-version 3.13 \
+	--platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64
+
+define require_artifacts_dir
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: sam build runs this target" >&2; exit 1; }
+endef
+
+define strip_pycache
+	find "$(ARTIFACTS_DIR)" -depth -name __pycache__ -type d -exec rm -rf {} +
+endef
+
+# Functions: the handler source only (cwd: a copy of functions/<dir>/).
+$(addprefix build-,$(FUNCTIONS)):
+	$(require_artifacts_dir)
+	cp -R ./. "$(ARTIFACTS_DIR)/"
+	$(strip_pycache)
+
+# RuntimeLayer, ImagingLayer (cwd: a copy of layers/<name>/ with its requirements.txt).
+# Test suites shipped inside packages (numpy's: ~8 MiB) are dropped.
+$(addprefix build-,$(PIP_LAYERS)):
+	$(require_artifacts_dir)
+	$(PIP_LAMBDA) --target "$(ARTIFACTS_DIR)/python" -r requirements.txt
+	rm -rf "$(ARTIFACTS_DIR)/python/bin"
+	find "$(ARTIFACTS_DIR)/python" -depth -type d -name tests -exec rm -rf {} +
+	$(strip_pycache)
+
+# CoreLayer: the imgsvc package (cwd: a copy of layers/core/).
+build-CoreLayer:
+	$(require_artifacts_dir)
+	mkdir -p "$(ARTIFACTS_DIR)/python"
+	cp -R python/imgsvc "$(ARTIFACTS_DIR)/python/"
+	$(strip_pycache)
