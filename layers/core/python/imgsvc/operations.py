@@ -1,0 +1,76 @@
+"""Operations on stored images that need their pixels: crop and ASCII art."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imgsvc import records, storage
+from imgsvc.cache import LRUCache
+from imgsvc.config import get_settings
+from imgsvc.errors import NotFound
+from imgsvc.ingest import ingest_bytes
+from imgsvc.library import parse_image_id
+
+Pixel = Annotated[int, Field(strict=True)]
+
+
+class CropRequest(BaseModel):
+    """A box in pixels of the image as displayed (after EXIF orientation)."""
+
+    model_config = ConfigDict(extra="forbid")
+    left: Pixel
+    top: Pixel
+    right: Pixel
+    bottom: Pixel
+
+
+def _content(image: dict[str, Any]) -> bytes:
+    data = storage.read_image(image["image_id"])
+    if data is None:
+        raise NotFound(f"the content of image {image['image_id']} is missing from storage")
+    return data
+
+
+def crop(image_id: str, box: CropRequest) -> tuple[dict[str, Any], bool]:
+    """Crop a stored image into a new image (same format) that records ``derived_from``."""
+    from imgsvc.imaging import crop_image
+
+    source = records.get_image(parse_image_id(image_id))
+    cropped = crop_image(
+        _content(source),
+        (box.left, box.top, box.right, box.bottom),
+        max_pixels=get_settings().max_pixels,
+    )
+    ext = {"JPEG": "jpg"}.get(source["format"], source["format"].lower())
+    base = source["name"] or source["image_id"][:12]
+    return ingest_bytes(
+        cropped,
+        filename=f"crop-{source['image_id'][:12]}.{ext}",
+        name=f"{base} (crop {box.left},{box.top},{box.right},{box.bottom})"[:200],
+        desc=source.get("desc"),
+        derived_from=source["image_id"],
+    )
+
+
+def ascii_text(image_id: str, width: int, cache: LRUCache[str]) -> tuple[str, bool]:
+    """ASCII art of a stored image and whether the warm-container cache answered.
+
+    The cache key carries the algorithm version, so a new algorithm never serves old art.
+    """
+    from imgsvc.imaging import ASCII_VERSION, ascii_art, inspect_image
+
+    image_id = parse_image_id(image_id)
+    key = f"{image_id}:{width}:{ASCII_VERSION}"
+    art = cache.get(key)
+    if art is not None:
+        return art, True
+    image = records.get_image(image_id)
+    settings = get_settings()
+    _, decoded = inspect_image(
+        _content(image), max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes
+    )
+    art = ascii_art(decoded, width)
+    cache.put(key, art, len(art))
+    return art, False
