@@ -133,4 +133,12 @@ def call(handler: ModuleType, event: dict[str, Any]) -> tuple[int, Any, dict[str
         parsed = json.loads(body)
     except ValueError:
         parsed = body
-    return response["statusCode"], parsed, response.get("headers") or {}
+    return response["statusCode"], parsed, response_headers(response)
+
+
+def response_headers(response: dict[str, Any]) -> dict[str, str]:
+    """Headers of a proxy response; REST API responses may use multiValueHeaders."""
+    headers = dict(response.get("headers") or {})
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers[name] = ", ".join(values)
+    return headers

@@ -37,7 +37,6 @@ HASH_SIZE = 8  # imagehash default hash_size: 8x8 = 64 bits
 _N = HASH_SIZE * 4  # imagehash default highfreq_factor=4: images are reduced to 32x32
 
 
-
 def _pocketfft_cos_twiddles(n: int, count: int) -> np.ndarray:
     """Real parts of pocketfft's ``sincos_2pibyn(n)[1..count]``, i.e. cos(2*pi*i/n).
 
