@@ -1,0 +1,339 @@
+"""End-to-end fixtures: the local stack as a subprocess, and a local HTTP server of photos.
+
+``stack``         one ``python -m local_stack`` for the session (template.yaml, random ports)
+``stack_factory`` start more stacks (another template, a signal test); stopped at the end
+``photo_server``  tests/data/photos/ and generated files over HTTP, counting bytes sent
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PHOTOS = ROOT / "tests" / "data" / "photos"
+START_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 10
+
+
+# ---------------------------------------------------------------- the local stack
+@dataclass
+class LocalStackProcess:
+    """A running ``python -m local_stack`` and clients for it."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    ready_file: Path
+    info: dict[str, Any]  # the ready file: URLs, API key, resource names
+    session: requests.Session = field(default_factory=requests.Session)  # sends the API key
+
+    @property
+    def api_url(self) -> str:
+        return self.info["api_url"]
+
+    @property
+    def aws_endpoint(self) -> str:
+        return self.info["aws_endpoint"]
+
+    @property
+    def api_key(self) -> str:
+        return self.info["api_key"]
+
+    @property
+    def table_name(self) -> str:
+        return next(iter(self.info["tables"].values()))
+
+    @property
+    def bucket_name(self) -> str:
+        return next(iter(self.info["buckets"].values()))
+
+    def url(self, path: str) -> str:
+        return self.api_url + path
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the stack's moto server (never real AWS)."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name=self.info["region"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    @property
+    def s3(self) -> Any:
+        return self._cached("s3")
+
+    @property
+    def dynamodb(self) -> Any:
+        return self._cached("dynamodb")
+
+    @property
+    def sqs(self) -> Any:
+        return self._cached("sqs")
+
+    def _cached(self, service: str) -> Any:
+        clients = self.__dict__.setdefault("_clients", {})
+        if service not in clients:
+            clients[service] = self.client(service)
+        return clients[service]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int:
+        """Send a signal and wait; returns the exit code (kills it if it does not stop)."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                pytest.fail(f"the local stack did not stop within {timeout} s:\n{self.log()}")
+        self.session.close()
+        return self.process.returncode
+
+
+def start_stack(
+    workdir: Path,
+    *,
+    template: Path | None = None,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+) -> LocalStackProcess:
+    """Start ``python -m local_stack`` on free ports; returns once /status answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    ready_file, log_path = workdir / "ready.json", workdir / "stack.log"
+    command = [
+        sys.executable,
+        "-m",
+        "local_stack",
+        "--port",
+        "0",
+        "--aws-port",
+        "0",
+        "--ready-file",
+        str(ready_file),
+        "--retry-delay",
+        "1",
+        *(["--template", str(template)] if template else []),
+        *(args or []),
+    ]
+    environment = {
+        **os.environ,
+        "API_KEY": secrets.token_urlsafe(16),
+        "ALLOW_PRIVATE_URLS": "true",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+    with log_path.open("wb") as log:  # a file, not a pipe: a full pipe would block the stack
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not ready_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the local stack did not start:\n{log_path.read_text(errors='replace')}")
+        time.sleep(0.05)
+    stack = LocalStackProcess(process, log_path, ready_file, json.loads(ready_file.read_text()))
+    stack.session.headers["x-api-key"] = stack.api_key
+    while True:  # any HTTP answer will do: the route may not exist in this template
+        try:
+            requests.get(stack.url("/status"), timeout=5)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                stack.stop(signal.SIGKILL)
+                pytest.fail(f"the API does not answer:\n{stack.log()}")
+            time.sleep(0.05)
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
+    """The local stack of template.yaml, with API_KEY set and ALLOW_PRIVATE_URLS=true."""
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    code = running.stop()
+    if code != 0:
+        pytest.fail(f"the local stack exited with {code}, not 0:\n{running.log()}")
+
+
+@pytest.fixture(scope="module")
+def stack_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., LocalStackProcess]]:
+    """``stack_factory(template=None, env=None, args=None)``: more stacks, for this module
+    (stopped at its end unless a test stopped them)."""
+    started: list[LocalStackProcess] = []
+
+    def start(**kwargs: Any) -> LocalStackProcess:
+        running = start_stack(tmp_path_factory.mktemp("stack"), **kwargs)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop(signal.SIGKILL if running.process.poll() is None else signal.SIGTERM)
+
+
+# ---------------------------------------------------------------- the photo server
+@dataclass
+class _File:
+    data: bytes
+    content_type: str
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before the response starts
+
+
+class PhotoServer:
+    """Serves tests/data/photos/<name> and files added with add(); counts bytes per path.
+
+    ``bytes_sent(name)`` counts what the server managed to write before the client went
+    away: an upper bound on what the client read (socket buffers hold a little more), so
+    a test can tell "read the headers / a few KB" from "downloaded everything".
+    """
+
+    CHUNK = 16 * 1024
+
+    def __init__(self) -> None:
+        self._files: dict[str, _File] = {}
+        self._lock = threading.Lock()
+        self._sent: dict[str, int] = defaultdict(int)
+        self._requests: dict[str, int] = defaultdict(int)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # A small send buffer keeps the count close to what the client read.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+
+            def do_GET(self) -> None:
+                server._serve(self, body=True)
+
+            def do_HEAD(self) -> None:
+                server._serve(self, body=False)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def url(self, name: str) -> str:
+        return f"{self.base_url}/{quote(name)}"
+
+    def add(
+        self,
+        name: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        delay: float = 0.0,
+    ) -> str:
+        """Serve generated bytes at /<name>; returns the URL."""
+        guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        with self._lock:
+            self._files[name] = _File(data, content_type or guessed, status, headers or {}, delay)
+        return self.url(name)
+
+    def redirect(self, name: str, location: str, status: int = 302) -> str:
+        """/<name> answers a redirect to location; returns the URL."""
+        return self.add(name, b"", "text/plain", status=status, headers={"Location": location})
+
+    def bytes_sent(self, name: str) -> int:
+        with self._lock:
+            return self._sent[name]
+
+    def requests(self, name: str) -> int:
+        with self._lock:
+            return self._requests[name]
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._sent.clear()
+            self._requests.clear()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _lookup(self, name: str) -> _File | None:
+        with self._lock:
+            if name in self._files:
+                return self._files[name]
+        path = (PHOTOS / name).resolve()
+        if path.parent != PHOTOS.resolve() or not path.is_file():
+            return None
+        guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return _File(path.read_bytes(), guessed)
+
+    def _serve(self, handler: BaseHTTPRequestHandler, *, body: bool) -> None:
+        name = unquote(urlsplit(handler.path).path.lstrip("/"))
+        with self._lock:
+            self._requests[name] += 1
+        found = self._lookup(name)
+        if found is None:
+            found = _File(b"not found", "text/plain", status=404)
+        time.sleep(found.delay)
+        try:
+            handler.send_response(found.status)
+            handler.send_header("Content-Type", found.content_type)
+            handler.send_header("Content-Length", str(len(found.data)))
+            for key, value in found.headers.items():
+                handler.send_header(key, value)
+            handler.end_headers()
+            if not body:
+                return
+            view = memoryview(found.data)
+            for start in range(0, len(view), self.CHUNK):
+                chunk = view[start : start + self.CHUNK]
+                handler.wfile.write(chunk)
+                with self._lock:
+                    self._sent[name] += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True  # the client stopped reading: that is the point
+
+
+@pytest.fixture(scope="session")
+def photo_server() -> Iterator[PhotoServer]:
+    server = PhotoServer()
+    server.start()
+    yield server
+    server.stop()
