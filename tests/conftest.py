@@ -6,11 +6,14 @@ import importlib.util
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
+
+from tests.support.photo_server import PhotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "tests" / "data" / "photos"
@@ -34,7 +37,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):
     from moto import mock_aws
 
     from imgsvc import aws as aws_clients
-    from tests.support.cfn import create_bucket, create_table, load_template
+    from local_stack.resources import create_from_template
 
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -50,15 +53,28 @@ def aws(monkeypatch: pytest.MonkeyPatch):
     with mock_aws():
         import boto3
 
-        template = load_template(ROOT / "template.yaml")
-        create_table(boto3.client("dynamodb"), template, "imgsvc-test")
-        create_bucket(boto3.client("s3"), template, "imgsvc-test")
+        create_from_template(
+            ROOT / "template.yaml",
+            dynamodb=boto3.client("dynamodb"),
+            s3=boto3.client("s3"),
+            table_name="imgsvc-test",
+            bucket_name="imgsvc-test",
+        )
         yield SimpleNamespace(
             s3=boto3.client("s3"),
             table=boto3.resource("dynamodb").Table("imgsvc-test"),
             bucket="imgsvc-test",
         )
     aws_clients.reset()
+
+
+@pytest.fixture(scope="session")
+def photo_server() -> Iterator[PhotoServer]:
+    """tests/data/photos/ and generated files over HTTP on 127.0.0.1, counting bytes sent."""
+    server = PhotoServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 def load_handler(name: str) -> ModuleType:
