@@ -88,10 +88,11 @@ def import_url(request: ImportRequest) -> tuple[dict[str, Any], bool]:
     """Fetch an image with the safe fetcher (upload size limit) and ingest it."""
     from imgsvc.fetch import fetch_bytes
 
-    data = fetch_bytes(request.url, max_bytes=get_settings().max_upload_bytes)
-    filename = posixpath.basename(urlsplit(request.url).path) or "import"
+    fetched = fetch_bytes(request.url, max_bytes=get_settings().max_upload_bytes)
+    # The name comes from the final URL: a redirect often leads to the real file name.
+    filename = posixpath.basename(urlsplit(fetched.url).path) or "import"
     return ingest_bytes(
-        data,
+        fetched.data,
         filename=filename[:255],
         name=request.name or filename[:NAME_MAX],
         desc=request.desc,
