@@ -20,13 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
 
-needs_status = pytest.mark.skipif(
-    not (ROOT / "functions" / "status" / "app.py").exists(),
-    reason="functions/status/app.py is not written yet",
-)
 
-
-@needs_status
 def test_status_needs_no_key(stack: LocalStackProcess) -> None:
     response = requests.get(stack.url("/status"), timeout=10)
     assert response.status_code == 200
