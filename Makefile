@@ -60,7 +60,7 @@ size: venv
 unit: venv
 	cd $(ROOT) && $(PYTEST) tests/unit $(PYTEST_ARGS)
 
-# pytest exits 5 when it collects no test: no e2e tests yet is not a failure.
+# pytest exits 5 when it collects no test (e.g. a -k filter that matches none): not a failure.
 e2e: venv
 	cd $(ROOT) && { $(PYTEST) tests/e2e $(PYTEST_ARGS) || [ $$? -eq 5 ]; }
 

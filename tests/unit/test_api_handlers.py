@@ -315,3 +315,67 @@ def test_generated_png_keeps_alpha_through_direct_upload(h):
         h["import_image"], api_event("POST", "/images", body=body, headers={"Content-Type": ctype})
     )
     assert status == 201 and image["mode"] == "RGBA" and image["format"] == "PNG"
+
+
+# --- found by review: clean 4xx for odd input, no stale state -------------------------------
+
+
+def test_deeply_nested_json_is_a_400(h):
+    body = "[" * 100_000 + "]" * 100_000
+    status, got, _ = call(h["uploads"], api_event("POST", "/uploads", body=body))
+    assert status == 400 and "nested too deeply" in got["message"]
+
+
+def test_non_utf8_form_field_is_a_400_and_empty_name_falls_back(h):
+    image = ("gravel.gif", (PHOTOS / "gravel.gif").read_bytes(), "image/gif")
+    body, ctype = multipart({}, {"image": image, "desc": ("d.txt", b"\xff\xfe", "text/plain")})
+    status, got, _ = call(
+        h["import_image"], api_event("POST", "/images", body=body, headers={"Content-Type": ctype})
+    )
+    assert status == 400 and "UTF-8" in got["message"]
+    body, ctype = multipart({"name": ""}, {"image": image})
+    status, got, _ = call(
+        h["import_image"], api_event("POST", "/images", body=body, headers={"Content-Type": ctype})
+    )
+    assert status == 201 and got["name"] == "gravel.gif"
+
+
+def test_filename_limit_is_in_utf8_bytes_and_types_are_strict(h):
+    long_name = "\N{GRINNING FACE}" * 63 + ".jpg"  # 67 characters but 256 bytes
+    for body in (
+        {"files": [{"filename": long_name, "content_type": "image/jpeg"}]},
+        {"expiry": True},
+        {"expiry": "60"},
+        {"files": [{"filename": "a.jpg", "content_type": "image/jpeg", "size": "9"}]},
+    ):
+        assert call(h["uploads"], api_event("POST", "/uploads", body=body))[0] == 400, body
+    ok = {"files": [{"filename": "\N{GRINNING FACE}" * 60 + ".jpg", "content_type": "image/jpeg"}]}
+    assert call(h["uploads"], api_event("POST", "/uploads", body=ok))[0] == 201
+
+
+def test_files_that_never_arrive_are_reported_after_expiry(h, monkeypatch):
+    from imgsvc import uploads
+
+    _, body, _ = call(
+        h["uploads"],
+        api_event(
+            "POST",
+            "/uploads",
+            body={"expiry": 1, "files": [{"filename": "a.jpg", "content_type": "image/jpeg"}]},
+        ),
+    )
+    upload_id = body["upload_id"]
+    state = call(h["uploads"], api_event("GET", f"/uploads/{upload_id}"))[1]["files"]["a.jpg"]
+    assert state["status"] == "pending"
+    later = records.now_utc() + timedelta(seconds=2 + uploads.ARRIVAL_GRACE_SECONDS)
+    monkeypatch.setattr(records, "now_utc", lambda: later)
+    state = call(h["uploads"], api_event("GET", f"/uploads/{upload_id}"))[1]["files"]["a.jpg"]
+    assert state["status"] == "rejected" and "expired" in state["error"]
+
+
+def test_ascii_of_a_deleted_image_is_a_404(h):
+    _, source, _ = direct_upload(h, "chelsea_canon.jpg")
+    path = f"/images/{source['image_id']}/ascii"
+    assert call(h["ascii"], api_event("GET", path))[0] == 200
+    assert call(h["images"], api_event("DELETE", f"/images/{source['image_id']}"))[0] == 200
+    assert call(h["ascii"], api_event("GET", path))[0] == 404

@@ -117,3 +117,36 @@ def test_cached_urls_newest_first(aws):
         cache.put(f"https://example.com/{i}.png", {"format": "PNG"})
     assert cached_urls() == [f"https://example.com/{i}.png" for i in reversed(range(5))]
     assert cached_urls(limit=2) == ["https://example.com/4.png", "https://example.com/3.png"]
+
+
+def test_a_failed_shared_write_does_not_fail_the_caller(aws, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from imgsvc import aws as aws_clients
+
+    table = aws_clients.table()
+
+    def broken(**_):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem")
+
+    monkeypatch.setattr(table, "put_item", broken)
+    monkeypatch.setattr(aws_clients, "table", lambda: table)
+    cache = AnalysisCache()
+    cache.put("https://example.com/a.png", {"format": "PNG"})
+    assert cache.get("https://example.com/a.png") == ({"format": "PNG"}, "memory")
+
+
+def test_a_shared_hit_keeps_the_shared_expiry(aws):
+    import time
+
+    AnalysisCache().put("https://example.com/b.png", {"format": "PNG"})
+    aws.table.update_item(
+        Key={"PK": f"CACHE#{url_key('https://example.com/b.png')}", "SK": "ANALYSIS"},
+        UpdateExpression="SET expire_at = :t",
+        ExpressionAttributeValues={":t": int(time.time()) + 2},
+    )
+    clock = Clock()
+    cache = AnalysisCache(LRUCache(10, 10_000, 3600, clock=clock))
+    assert cache.get("https://example.com/b.png")[1] == "shared"
+    clock.now += 3
+    assert cache.local.get("https://example.com/b.png") is None

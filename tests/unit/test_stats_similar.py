@@ -9,7 +9,7 @@ import pytest
 
 from imgsvc import records, stats
 from imgsvc.records import IngestSource
-from imgsvc.similar import CHUNKS, find_similar, hamming
+from imgsvc.similar import CHUNKS, find_similar, hamming, index_keys
 from tests.conftest import api_event, call, load_handler
 from tests.unit.test_records import meta, session
 
@@ -116,10 +116,13 @@ def test_similar_finds_exactly_the_neighbours_and_reads_few_items(aws):
     truth = {i: d for i, d in truth.items() if d <= 8}
     assert got == truth
     assert [m["distance"] for m in result.matches] == sorted(got.values())
-    # 9 buckets of ~1/128 of the library each (the neighbours match several): a full scan
-    # would read every item of the table.
-    scanned = aws.table.scan(Select="COUNT")["Count"]
-    assert result.items_read * 5 < scanned
+    # It reads exactly the members of the 9 buckets of the source's chunks, no more: the
+    # neighbours (in several each) and the few far images that share a chunk by chance.
+    wanted = set(index_keys(f"{base:016x}"))
+    every = [source, *expected, *far]
+    members = {i: set(index_keys(records.get_image(i)["phash"])) & wanted for i in every}
+    assert result.items_read == sum(len(m) for m in members.values())
+    assert sum(len(members[i]) for i in far) <= 3  # of 40 unrelated images
     assert find_similar(source, max_distance=3, limit=50).matches == [
         m for m in result.matches if m["distance"] <= 3
     ]

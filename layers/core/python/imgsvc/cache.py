@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import BotoCoreError, ClientError
 
 from imgsvc import aws
 from imgsvc.config import get_settings
+from imgsvc.http import logger
 
 V = TypeVar("V")
 
@@ -67,14 +69,18 @@ class LRUCache(Generic[V]):
             self._data.move_to_end(key)
             return entry.value
 
-    def put(self, key: str, value: V, size: int) -> bool:
-        """Store value; False when it alone is larger than the whole cache (not stored)."""
+    def put(self, key: str, value: V, size: int, ttl: float | None = None) -> bool:
+        """Store value for ttl seconds (default: the cache's TTL).
+
+        False when it alone is larger than the whole cache (not stored).
+        """
         if size > self.max_bytes:
             return False
+        ttl = self.ttl_seconds if ttl is None else min(ttl, self.ttl_seconds)
         with self._lock:
             if key in self._data:
                 self._remove(key)
-            self._data[key] = _Entry(value, size, self._clock() + self.ttl_seconds)
+            self._data[key] = _Entry(value, size, self._clock() + ttl)
             self._bytes += size
             while len(self._data) > self.max_entries or self._bytes > self.max_bytes:
                 self._remove(next(iter(self._data)))
@@ -113,8 +119,11 @@ class AnalysisCache:
 
     def __init__(self, local: LRUCache[dict[str, Any]] | None = None) -> None:
         s = get_settings()
-        self.local: LRUCache[dict[str, Any]] = local or LRUCache(
-            s.cache_max_entries, s.cache_max_bytes, s.cache_ttl_seconds
+        # "is None", not "or": an empty LRUCache is falsy (it has a length).
+        self.local: LRUCache[dict[str, Any]] = (
+            local
+            if local is not None
+            else LRUCache(s.cache_max_entries, s.cache_max_bytes, s.cache_ttl_seconds)
         )
 
     def get(self, url: str) -> tuple[dict[str, Any] | None, str]:
@@ -126,10 +135,12 @@ class AnalysisCache:
             aws.table().get_item(Key={"PK": f"CACHE#{url_key(url)}", "SK": "ANALYSIS"}).get("Item")
         )
         # DynamoDB deletes expired items lazily (up to days later): check the TTL ourselves.
-        if item is None or int(item["expire_at"]) <= time.time():
+        remaining = int(item["expire_at"]) - time.time() if item else 0
+        if remaining <= 0:
             return None, "miss"
         result = json.loads(item["result"])
-        self.local.put(url, result, len(item["result"]) + len(url))
+        # Keep the shared entry's expiry: a copy must not outlive its source.
+        self.local.put(url, result, len(item["result"]) + len(url), ttl=remaining)
         return result, "shared"
 
     def put(self, url: str, result: dict[str, Any]) -> None:
@@ -137,6 +148,13 @@ class AnalysisCache:
         self.local.put(url, result, len(encoded) + len(url))
         now = datetime.now(UTC)
         digest = url_key(url)
+        try:
+            self._put_shared(url, digest, encoded, now)
+        except (BotoCoreError, ClientError):
+            # The cache is an optimisation: a failed write must not fail the analysis.
+            logger.warning("could not write the shared analysis cache", exc_info=True)
+
+    def _put_shared(self, url: str, digest: str, encoded: str, now: datetime) -> None:
         aws.table().put_item(
             Item={
                 "PK": f"CACHE#{digest}",

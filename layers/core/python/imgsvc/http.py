@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,6 +27,8 @@ from imgsvc.errors import BadRequest, NotFound, ServiceError
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+# Most functions publish only the cold-start metric; Powertools would warn on every other call.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -99,6 +102,8 @@ def json_body(app: APIGatewayRestResolver) -> Any:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(f"the request body is not valid JSON: {err}") from err
+    except RecursionError as err:
+        raise BadRequest("the request body is nested too deeply") from err
 
 
 def describe_validation_error(err: ValidationError) -> str:

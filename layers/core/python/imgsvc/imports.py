@@ -39,6 +39,17 @@ def _too_large(size: int) -> PayloadTooLarge:
     )
 
 
+def _text_field(fields: dict[str, Any], name: str) -> str | None:
+    """A form field as text; empty means absent (HTML forms send empty fields)."""
+    if name not in fields:
+        return None
+    try:
+        value = fields[name].raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise BadRequest(f"form field {name!r} is not valid UTF-8 text") from err
+    return value or None
+
+
 def import_multipart(body: bytes, content_type: str) -> tuple[dict[str, Any], bool]:
     """Ingest the ``image`` part of a multipart/form-data body (with optional name, desc)."""
     # `multipart` is the maintained parser behind Bottle; it enforces part and size limits.
@@ -74,10 +85,10 @@ def import_multipart(body: bytes, content_type: str) -> tuple[dict[str, Any], bo
     data = image.raw
     if len(data) > DIRECT_UPLOAD_MAX_BYTES:
         raise _too_large(len(data))
-    name = fields["name"].value if "name" in fields else None
-    desc = fields["desc"].value if "desc" in fields else None
-    if name is not None and not 1 <= len(name) <= NAME_MAX:
-        raise BadRequest(f"name must be 1 to {NAME_MAX} characters")
+    name = _text_field(fields, "name")
+    desc = _text_field(fields, "desc")
+    if name is not None and len(name) > NAME_MAX:
+        raise BadRequest(f"name must be at most {NAME_MAX} characters")
     if desc is not None and len(desc) > DESC_MAX:
         raise BadRequest(f"desc must be at most {DESC_MAX} characters")
     filename = posixpath.basename(image.filename.replace("\\", "/")) or "image"

@@ -61,12 +61,12 @@ def ascii_text(image_id: str, width: int, cache: LRUCache[str]) -> tuple[str, bo
     """
     from imgsvc.imaging import ASCII_VERSION, ascii_art, inspect_image
 
-    image_id = parse_image_id(image_id)
-    key = f"{image_id}:{width}:{ASCII_VERSION}"
+    # The record first (one read): a deleted image's art must not outlive it in the cache.
+    image = records.get_image(parse_image_id(image_id))
+    key = f"{image['image_id']}:{width}:{ASCII_VERSION}"
     art = cache.get(key)
     if art is not None:
         return art, True
-    image = records.get_image(image_id)
     settings = get_settings()
     _, decoded = inspect_image(
         _content(image), max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes

@@ -17,17 +17,23 @@ DEFAULT_EXPIRY = 300
 MAX_EXPIRY = 3600
 
 
+# S3 keys are at most 1024 bytes of UTF-8; with the prefix and upload id this leaves room.
+FILENAME_MAX_BYTES = 255
+
+
 class FileSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    filename: Annotated[str, Field(min_length=1, max_length=255)]
+    filename: Annotated[str, Field(min_length=1)]
     content_type: str
-    size: Annotated[int, Field(ge=1)] | None = None
+    size: Annotated[int, Field(ge=1, strict=True)] | None = None
 
     @field_validator("filename")
     @classmethod
     def _safe_filename(cls, value: str) -> str:
         if value in (".", "..") or any(c in value for c in "/\\") or not value.isprintable():
             raise ValueError("must be a plain file name: no slashes or control characters")
+        if len(value.encode("utf-8")) > FILENAME_MAX_BYTES:
+            raise ValueError(f"must be at most {FILENAME_MAX_BYTES} bytes in UTF-8")
         return value
 
     @field_validator("content_type")
@@ -45,7 +51,7 @@ FileList = Annotated[list[FileSpec], Field(max_length=MAX_FILES_PER_REQUEST)]
 
 class CreateUploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    expiry: Annotated[int, Field(ge=1, le=MAX_EXPIRY)] = DEFAULT_EXPIRY
+    expiry: Annotated[int, Field(ge=1, le=MAX_EXPIRY, strict=True)] = DEFAULT_EXPIRY
     files: FileList = []
 
 
@@ -108,10 +114,22 @@ def add_files(upload_id: str, request: AddFilesRequest) -> dict[str, Any]:
     }
 
 
+# S3 refuses a presigned POST after its expiry, and events arrive within seconds: a file still
+# pending this long after the session expired will never arrive.
+ARRIVAL_GRACE_SECONDS = 300
+
+
 def upload_status(upload_id: str) -> dict[str, Any]:
     session, files = records.get_session(upload_id)
-    return {
-        "upload_id": upload_id,
-        "expires_at": session["expires_at"],
-        "files": {f["filename"]: records.file_state(f) for f in files},
-    }
+    overdue = records.now_utc().timestamp() > int(session["expires_epoch"]) + ARRIVAL_GRACE_SECONDS
+    states = {}
+    for f in files:
+        state = records.file_state(f)
+        if overdue and state["status"] == "pending":
+            state["status"] = "rejected"
+            state["error"] = (
+                f"the file was not uploaded before the session expired at "
+                f"{session['expires_at']}: start a new upload"
+            )
+        states[f["filename"]] = state
+    return {"upload_id": upload_id, "expires_at": session["expires_at"], "files": states}
