@@ -928,3 +928,9 @@ def test_https_untrusted_ca_is_refused(certs: dict[str, Path], net: Net) -> None
         assert srv.requests == []
     finally:
         srv.close()
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254"])
+def test_link_local_is_refused_even_when_private_addresses_are_allowed(address: str) -> None:
+    assert fetch.blocked_reason(address, allow_private=True) is not None
+    assert fetch.blocked_reason("127.0.0.1", allow_private=True) is None

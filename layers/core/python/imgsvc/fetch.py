@@ -127,12 +127,14 @@ def _reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bo
         if embedded is not None:
             inner = _reason(embedded, allow_private)
             return f"{inner} (IPv4 inside IPv6)" if inner else None
+    # Link-local holds cloud metadata services (169.254.169.254, fd00:ec2::254 is private):
+    # refused even where private addresses are allowed for local development.
+    if ip.is_link_local:
+        return "link-local"
     if allow_private:
         return None
     if ip.is_loopback:
         return "loopback"
-    if ip.is_link_local:
-        return "link-local"
     if isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED_V4:
         return "shared (carrier-grade NAT)"
     if ip.is_private:
