@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, ConfigDict
 
-from imgsvc.analyze import analyze_url
+from imgsvc.analyze import AnalyzeRequest, analyze_url
 from imgsvc.cache import AnalysisCache
 from imgsvc.http import api_handler, create_app, metrics, parse_body, tracer
 
 app = create_app()
 # Module level on purpose: the warm container's LRU tier lives as long as the container.
 CACHE = AnalysisCache()
-
-
-class AnalyzeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    image_url: str
 
 
 @app.post("/analyze")

@@ -14,7 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # docs/ARCHITECTURE.md, "Functions and routes": logical id -> (dir, imaging layer, routes).
 FUNCTIONS: dict[str, tuple[str, bool, set[tuple[str, str]]]] = {
-    "StatusFunction": ("status", False, {("GET", "/status")}),
+    "StatusFunction": (
+        "status",
+        False,
+        {("GET", "/status"), ("GET", "/openapi.json"), ("GET", "/docs")},
+    ),
     "AnalyzeFunction": ("analyze", True, {("POST", "/analyze")}),
     "HistoryFunction": ("history", False, {("GET", "/history")}),
     "UploadsFunction": (
@@ -45,7 +49,12 @@ FUNCTIONS: dict[str, tuple[str, bool, set[tuple[str, str]]]] = {
     "AsciiFunction": ("ascii", True, {("GET", "/images/{image_id}/ascii")}),
     "StatsFunction": ("stats", False, {("GET", "/stats")}),
 }
-NO_API_KEY = {("GET", "/status"), ("GET", "/images/{image_id}/content")}
+NO_API_KEY = {
+    ("GET", "/status"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/images/{image_id}/content"),
+}
 # Functions that only read: no write policy templates, no S3 writes.
 READ_ONLY = {
     "StatusFunction",

@@ -5,11 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from imgsvc.cache import AnalysisCache
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest
 
 MAX_URL_LENGTH = 2048
+
+
+class AnalyzeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image_url: str
 
 
 def _capped(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
