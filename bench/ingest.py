@@ -1,0 +1,234 @@
+"""Section 4: ingest of a 12 Mpx JPEG, phase by phase, against a naive Pillow + imagehash path.
+
+The service's phases are timed by wrapping its own functions (``storage.read_object``,
+``imaging._decode``, the ``hashlib`` constructors ``imaging`` calls, ``phash.phash_hex``)
+around a real ``imaging.inspect_image`` call, so the code measured is the code shipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+from bench import report
+from bench.env import BUCKET, PHOTOS, count_requests, moto_stack
+
+RUNS = 5  # per path, alternating; plus one warm-up each
+INGESTS = 3  # through ingest_upload_object
+SOURCE = "reconyx_trailcam.jpg"
+SIZE = (4000, 3000)
+PHASES = ("read", "sha256+sha1", "decode", "phash")
+
+
+def _photo_12mpx() -> bytes:
+    """A test photo upscaled to 4000x3000 with a little sensor-like noise, quality 90.
+
+    Upscaling alone leaves a smooth image that compresses unrealistically well; the noise
+    brings the file nearer a real 12 Mpx camera JPEG. The source's EXIF is kept.
+    """
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(PHOTOS / SOURCE) as src:
+        exif = src.getexif()
+        big = src.convert("RGB").resize(SIZE, Image.Resampling.LANCZOS)
+    pixels = np.asarray(big, dtype=np.int16)
+    noise = np.random.default_rng(12).normal(0, 3, pixels.shape).astype(np.int16)
+    noisy = Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8))
+    out = io.BytesIO()
+    noisy.save(out, "JPEG", quality=90, exif=exif)
+    return out.getvalue()
+
+
+class PhaseTimer:
+    """Accumulates wall time per phase for the functions wrapped with ``wrap``."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = defaultdict(float)
+
+    def timed(self, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.times[phase] += time.perf_counter() - start
+
+        return wrapper
+
+    def reset(self) -> dict[str, float]:
+        times, self.times = dict(self.times), defaultdict(float)
+        return times
+
+
+@contextmanager
+def instrumented(timer: PhaseTimer) -> Iterator[None]:
+    """Wrap the service's own phase functions with timers (restored on exit)."""
+    from imgsvc import imaging, phash, storage
+
+    # imaging calls hashlib.sha256(data) / hashlib.sha1(data): the constructor does the hashing.
+    hashes = SimpleNamespace(
+        sha256=timer.timed("sha256+sha1", hashlib.sha256),
+        sha1=timer.timed("sha256+sha1", hashlib.sha1),
+    )
+    with ExitStack() as stack:
+        stack.enter_context(
+            mock.patch.object(storage, "read_object", timer.timed("read", storage.read_object))
+        )
+        stack.enter_context(
+            mock.patch.object(imaging, "_decode", timer.timed("decode", imaging._decode))
+        )
+        stack.enter_context(mock.patch.object(imaging, "hashlib", hashes))
+        # inspect_image imports phash_hex when called, so patching the module attribute works.
+        stack.enter_context(
+            mock.patch.object(phash, "phash_hex", timer.timed("phash", phash.phash_hex))
+        )
+        yield
+
+
+def _service_path(key: str, timer: PhaseTimer) -> tuple[dict[str, float], str]:
+    from imgsvc import imaging, storage
+    from imgsvc.config import get_settings
+
+    settings = get_settings()
+    start = time.perf_counter()
+    data = storage.read_object(key)
+    assert data is not None
+    inspect_start = time.perf_counter()
+    meta, _ = imaging.inspect_image(
+        data, max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes
+    )
+    end = time.perf_counter()
+    times = timer.reset()
+    inspected = sum(times[p] for p in ("sha256+sha1", "decode", "phash"))
+    times["other (EXIF, checks)"] = (end - inspect_start) - inspected
+    times["total"] = end - start
+    return times, meta.phash
+
+
+def _naive_path(key: str) -> tuple[dict[str, float], str]:
+    """What a straightforward implementation does: get, hash, Image.open + load, imagehash."""
+    import imagehash
+    from PIL import Image
+
+    from imgsvc import aws
+
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = aws.s3().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    t1 = time.perf_counter()
+    hashlib.sha256(data).hexdigest()
+    hashlib.sha1(data).hexdigest()
+    t2 = time.perf_counter()
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    t3 = time.perf_counter()
+    value = str(imagehash.phash(image))  # scipy.fftpack
+    t4 = time.perf_counter()
+    times.update({"read": t1 - t0, "sha256+sha1": t2 - t1, "decode": t3 - t2, "phash": t4 - t3})
+    times["total"] = t4 - t0
+    return times, value
+
+
+def _upload(data: bytes) -> tuple[str, int]:
+    """A pending upload file with its object in place, as after a presigned POST."""
+    from imgsvc import aws, records, storage
+
+    upload_id = str(uuid.uuid4())
+    filename = "photo.jpg"
+    files = [{"filename": filename, "content_type": "image/jpeg", "size": len(data)}]
+    records.create_session(upload_id, records.now_utc() + timedelta(minutes=5), files)
+    key = storage.upload_key(upload_id, filename)
+    aws.s3().put_object(Bucket=BUCKET, Key=key, Body=data, ContentType="image/jpeg")
+    return key, len(data)
+
+
+def run() -> None:
+    from imgsvc import aws
+    from imgsvc.ingest import ingest_upload_object
+
+    data = _photo_12mpx()
+    scipy_before = "scipy" in sys.modules
+    with moto_stack():
+        key, _ = _upload(data)
+        timer = PhaseTimer()
+        service: list[dict[str, float]] = []
+        naive: list[dict[str, float]] = []
+        with instrumented(timer):
+            _, service_hash = _service_path(key, timer)  # warm-up (imports, first client)
+            scipy_by_service = "scipy" in sys.modules and not scipy_before
+            _, naive_hash = _naive_path(key)  # warm-up (imports scipy.fftpack)
+            for _ in range(RUNS):  # alternate, so drift hits both paths alike
+                service.append(_service_path(key, timer)[0])
+                naive.append(_naive_path(key)[0])
+
+        # The real S3-triggered path: every S3 and DynamoDB call counted per ingest.
+        ingest_times: list[float] = []
+        outcomes: list[str] = []
+        s3_calls: list[dict[str, int]] = []
+        ddb_calls: list[int] = []
+        for _ in range(INGESTS):
+            key, size = _upload(data)
+            with (
+                count_requests(aws.s3(), "s3") as s3_counts,
+                count_requests(aws.ddb_client(), "dynamodb") as ddb_counts,
+            ):
+                elapsed, result = report.timed(lambda k=key, s=size: ingest_upload_object(k, s))
+            ingest_times.append(elapsed)
+            outcomes.append(result["outcome"])
+            s3_calls.append(dict(s3_counts.ops))
+            ddb_calls.append(ddb_counts.total)
+
+    report.note(
+        f"{SIZE[0]}x{SIZE[1]} JPEG ({SIZE[0] * SIZE[1] / 1e6:.0f} Mpx, quality 90, "
+        f"{report.size(len(data))}) made from tests/data/photos/{SOURCE}; S3 is moto's mock."
+    )
+    report.note(
+        f"Median of {RUNS} runs per path (alternating, after one warm-up each). imgsvc: "
+        "storage.read_object + imaging.inspect_image (phases timed by wrapping its functions);"
+    )
+    report.note("naive: get_object + hashlib + Image.open().load() + imagehash.phash (scipy).")
+    rows = []
+    for phase in (*PHASES, "other (EXIF, checks)", "total"):
+        ours = report.median([t[phase] for t in service])
+        if phase not in naive[0]:  # the naive path has no EXIF parsing or limit checks
+            rows.append([phase, report.ms(ours), "-", "-"])
+            continue
+        theirs = report.median([t[phase] for t in naive])
+        rows.append([phase, report.ms(ours), report.ms(theirs), report.ratio(ours, theirs)])
+    report.table(["phase", "imgsvc", "naive", "imgsvc / naive"], rows)
+    pixels = SIZE[0] * SIZE[1]
+    total = report.median([t["total"] for t in service])
+    report.note(
+        f"imgsvc: {report.ms(total)} per image ({total / pixels * 1e9:.1f} ns/pixel). "
+        f"pHash equal to imagehash.phash: {'yes' if service_hash == naive_hash else 'NO'} "
+        f"({service_hash}); scipy imported by the imgsvc path: "
+        f"{'YES' if scipy_by_service else 'no'}."
+    )
+    if service_hash != naive_hash:
+        raise RuntimeError(f"pHash differs: imgsvc {service_hash}, imagehash {naive_hash}")
+    if scipy_by_service:
+        report.warning("the imgsvc path imported scipy, which the ImagingLayer does not ship")
+
+    gets = [c.get("GetObject", 0) for c in s3_calls]
+    s3_text = ", ".join(f"{op} {n}" for op, n in sorted(s3_calls[0].items()))
+    report.note(
+        f"ingest_upload_object x{INGESTS} (outcomes: {', '.join(outcomes)}): median "
+        f"{report.ms(report.median(ingest_times))} per ingest."
+    )
+    report.note(
+        f"S3 GetObject calls per ingest: {gets} (expected 1 each); all S3 calls of the first: "
+        f"{s3_text}; DynamoDB requests per ingest: {ddb_calls}."
+    )
+    if any(n != 1 for n in gets):
+        report.warning(f"an ingest read the object from S3 {gets} times, not once")
