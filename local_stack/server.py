@@ -196,9 +196,11 @@ class _QuietHandler(WSGIRequestHandler):
 class HttpServer:
     """A threaded werkzeug server on 127.0.0.1 (port 0: any free port)."""
 
-    def __init__(self, app: Any, port: int) -> None:
+    def __init__(
+        self, app: Any, port: int, request_handler: type[WSGIRequestHandler] = _QuietHandler
+    ) -> None:
         self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler
+            "127.0.0.1", port, app, threaded=True, request_handler=request_handler
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,9 +54,9 @@ def isolate_from_aws(endpoint: str, region: str) -> None:
     )
 
 
-class MotoServer:
-    """moto's server (what ThreadedMotoServer runs), bound in start() so a busy port raises
-    here; ThreadedMotoServer binds in its thread and its start() then waits forever."""
+class MotoServer(HttpServer):
+    """moto's server (what ThreadedMotoServer runs), bound here so a busy port raises at once;
+    ThreadedMotoServer binds in its thread and its start() then waits forever."""
 
     def __init__(self, port: int) -> None:
         # Before moto.settings is first imported: S3 then answers CORS from the bucket's
@@ -68,27 +67,12 @@ class MotoServer:
             MotoRequestHandler,
             create_backend_app,
         )
-        from werkzeug.serving import make_server
 
-        app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server(
-            "127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler
+        super().__init__(
+            DomainDispatcherApplication(create_backend_app),
+            port,
+            request_handler=MotoRequestHandler,
         )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 @dataclass

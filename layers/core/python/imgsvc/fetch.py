@@ -439,24 +439,26 @@ def _shutdown(sock: socket.socket) -> None:
 # --------------------------------------------------------------------------- urllib3
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Mixin for urllib3 connections: hand each new socket to the fetch's deadline."""
+
+    sock: Any
+
     def __init__(self, *args: Any, fetch_deadline: _Deadline, **kwargs: Any) -> None:
         self._fetch_deadline = fetch_deadline
         super().__init__(*args, **kwargs)
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         self._fetch_deadline.watch(self.sock)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def __init__(self, *args: Any, fetch_deadline: _Deadline, **kwargs: Any) -> None:
-        self._fetch_deadline = fetch_deadline
-        super().__init__(*args, **kwargs)
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        super().connect()
-        self._fetch_deadline.watch(self.sock)
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _HTTPPool(HTTPConnectionPool):
