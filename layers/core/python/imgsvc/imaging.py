@@ -414,6 +414,17 @@ def _read_exif(image: Image.Image) -> tuple[Image.Exif | None, dict[int, Any]]:
     return exif, sub
 
 
+def decode_image(data: bytes, *, max_pixels: int, max_bytes: int) -> Image.Image:
+    """The validated, decoded image (as stored), with the same checks as ``inspect_image``."""
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(
+            f"the file is {len(data):,} bytes, more than the limit of {max_bytes:,} bytes: "
+            "upload a smaller file",
+            details={"bytes": len(data), "max_bytes": max_bytes},
+        )
+    return _decode(data, max_pixels=max_pixels)
+
+
 def inspect_image(
     data: bytes, *, max_pixels: int, max_bytes: int
 ) -> tuple[ImageMetadata, Image.Image]:
@@ -425,13 +436,7 @@ def inspect_image(
     allowed format, over ``max_pixels`` (checked from the header, before decoding), or
     truncated/corrupt.
     """
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(
-            f"the file is {len(data):,} bytes, more than the limit of {max_bytes:,} bytes: "
-            "upload a smaller file",
-            details={"bytes": len(data), "max_bytes": max_bytes},
-        )
-    image = _decode(data, max_pixels=max_pixels)
+    image = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
     exif, sub = _read_exif(image)
 
     def tag(number: int) -> Any:

@@ -59,7 +59,7 @@ def ascii_text(image_id: str, width: int, cache: LRUCache[str]) -> tuple[str, bo
 
     The cache key carries the algorithm version, so a new algorithm never serves old art.
     """
-    from imgsvc.imaging import ASCII_VERSION, ascii_art, inspect_image
+    from imgsvc.imaging import ASCII_VERSION, ascii_art, decode_image
 
     # The record first (one read): a deleted image's art must not outlive it in the cache.
     image = records.get_image(parse_image_id(image_id))
@@ -68,7 +68,7 @@ def ascii_text(image_id: str, width: int, cache: LRUCache[str]) -> tuple[str, bo
     if art is not None:
         return art, True
     settings = get_settings()
-    _, decoded = inspect_image(
+    decoded = decode_image(
         _content(image), max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes
     )
     art = ascii_art(decoded, width)
