@@ -22,8 +22,9 @@ def test_lru_evicts_least_recently_used_by_entries():
     assert cache.get("a") == 1  # a is now the most recent
     cache.put("c", 3, 1)
     assert cache.get("b") is None
-    assert cache.get("a") == 1 and cache.get("c") == 3
-    assert cache.keys_newest_first() == ["c", "a"]
+    assert cache.get("a") == 1 and cache.get("c") == 3  # a used last, then c
+    cache.put("d", 4, 1)
+    assert cache.get("a") is None and cache.get("c") == 3
 
 
 def test_lru_bounded_in_bytes():
@@ -45,7 +46,7 @@ def test_lru_entries_expire():
     assert cache.get("a") == 1
     clock.now += 0.2
     assert cache.get("a") is None
-    assert cache.keys_newest_first() == []
+    assert len(cache) == 0 and cache.size_bytes == 0
 
 
 def test_lru_replacing_a_key_updates_size_and_order():
@@ -54,8 +55,9 @@ def test_lru_replacing_a_key_updates_size_and_order():
     cache.put("b", 2, 10)
     cache.put("a", 3, 30)
     assert cache.size_bytes == 40
-    assert cache.keys_newest_first() == ["a", "b"]
     assert cache.get("a") == 3
+    cache.put("c", 4, 65)  # 105 bytes: the least recently used (b, not a) goes
+    assert cache.get("b") is None and cache.get("a") == 3 and cache.size_bytes == 95
 
 
 def test_lru_is_safe_under_threads():

@@ -37,8 +37,8 @@ class _Entry(Generic[V]):
 class LRUCache(Generic[V]):
     """A thread-safe LRU bounded in entries and bytes, whose entries expire after a TTL.
 
-    Written here rather than taken from functools/cachetools because it must bound bytes as
-    well as entries and list its keys newest first for /history.
+    Written here rather than taken from functools.lru_cache because it must bound bytes as
+    well as entries and expire entries (the runtime layer carries no cachetools).
     """
 
     def __init__(
@@ -85,11 +85,6 @@ class LRUCache(Generic[V]):
             while len(self._data) > self.max_entries or self._bytes > self.max_bytes:
                 self._remove(next(iter(self._data)))
             return True
-
-    def keys_newest_first(self) -> list[str]:
-        with self._lock:
-            now = self._clock()
-            return [k for k, e in reversed(self._data.items()) if e.expires > now]
 
     def clear(self) -> None:
         with self._lock:
