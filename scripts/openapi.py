@@ -1,106 +1,157 @@
-"""Generate functions/status/openapi.json: routes from template.yaml, bodies from the models.
+"""Generate functions/status/openapi.json from the handlers' own Powertools resolvers.
+
+Every function under functions/ builds its routes on a Powertools resolver with typed
+parameters and response models; each resolver's ``get_openapi_schema()`` describes its routes,
+and ``OpenAPIMerge`` merges them into the one document the status function serves (the deployed
+functions cannot import each other, so the merge happens here, at commit time).
+
+Handlers build their resolver through ``imgsvc.http.create_app()``, a call ``OpenAPIMerge``'s
+discovery does not recognise, so this script loads each handler and adds its schema itself.
 
 `python scripts/openapi.py` rewrites the file; `--check` fails if it is out of date (a test
-runs the check, so the document can never drift from the template or the request models).
+runs the check). The routes are checked against template.yaml, including which need a key.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import re
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "functions" / "status" / "openapi.json"
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "core" / "python")]  # a script, not a test
+# Handlers read these at import; nothing here talks to AWS.
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge  # noqa: E402
+from aws_lambda_powertools.event_handler.openapi.models import (  # noqa: E402
+    APIKey,
+    APIKeyIn,
+    Server,
+    Tag,
+)
 
 from imgsvc import __version__  # noqa: E402
-from imgsvc.analyze import AnalyzeRequest  # noqa: E402
-from imgsvc.imports import ImportRequest  # noqa: E402
-from imgsvc.operations import CropRequest  # noqa: E402
-from imgsvc.uploads import AddFilesRequest, CreateUploadRequest  # noqa: E402
+from imgsvc.imports import DESC_MAX, DIRECT_UPLOAD_MAX_BYTES, NAME_MAX  # noqa: E402
 from local_stack.template import read_stack  # noqa: E402
 
-# JSON request bodies; every key must be a route of template.yaml (checked below).
-BODIES = {
-    ("POST", "/analyze"): AnalyzeRequest,
-    ("POST", "/uploads"): CreateUploadRequest,
-    ("POST", "/uploads/{upload_id}/files"): AddFilesRequest,
-    ("POST", "/images"): ImportRequest,
-    ("POST", "/images/{image_id}/crop"): CropRequest,
-}
+DESCRIPTION = """\
+Analyze images by URL, upload photos straight to S3 with presigned POSTs, and use the library:
+list, get, download, delete, import, crop, compare by perceptual hash, find similar images,
+ASCII art and statistics.
+
+Send your API key in the `x-api-key` header (routes marked with a lock). Every error has one
+shape: `{"status": "error", "code": "...", "message": "..."}`. Image ids are the sha256 of the
+image's bytes: the same content uploaded twice is one image."""
+TAGS = [
+    Tag(name="service", description="Liveness and documentation (no key)."),
+    Tag(name="analyze", description="Format, size and mode of an image by URL, cached."),
+    Tag(name="uploads", description="Presigned S3 uploads and their processing state."),
+    Tag(name="library", description="The stored images."),
+    Tag(name="operations", description="Crop, compare, similar images, ASCII art."),
+]
+API_KEY = "apiKey"
+# POST /images takes JSON or multipart; Powertools validates one body type per route, so the
+# handler parses its own body and the multipart form is described here.
 MULTIPART = {
     "type": "object",
     "required": ["image"],
     "properties": {
-        "image": {"type": "string", "format": "binary", "description": "up to 4 MiB"},
-        "name": {"type": "string", "maxLength": 200},
-        "desc": {"type": "string", "maxLength": 2000},
+        "image": {
+            "type": "string",
+            "format": "binary",
+            "description": f"The image file, up to {DIRECT_UPLOAD_MAX_BYTES} bytes.",
+        },
+        "name": {"type": "string", "maxLength": NAME_MAX},
+        "desc": {"type": "string", "maxLength": DESC_MAX},
     },
 }
-ERROR = {
-    "type": "object",
-    "required": ["status", "code", "message"],
-    "properties": {
-        "status": {"const": "error"},
-        "code": {"type": "string"},
-        "message": {"type": "string"},
-    },
-}
+
+
+def _load_resolver(handler: Path) -> Any:
+    name = f"openapi_{handler.parent.name}"
+    spec = importlib.util.spec_from_file_location(name, handler)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec.loader.exec_module(module)
+    return getattr(module, "app", None)
+
+
+def _error(description: str) -> dict[str, Any]:
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    return {"description": description, "content": {"application/json": {"schema": ref}}}
+
+
+def _tidy(document: dict[str, Any], spec: Any) -> None:
+    """What the template knows and the resolvers do not: keys, and the multipart body."""
+    from imgsvc.imports import ImportRequest
+
+    key_required = {(r.method.lower(), r.path): r.api_key_required for r in spec.routes}
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            # Powertools adds its own 422 for validation errors; this API answers them with 400.
+            if "HTTPValidationError" in json.dumps(op["responses"].get("422", {})):
+                del op["responses"]["422"]
+            if key_required.get((method, path)):
+                op["security"] = [{API_KEY: []}]
+                # API Gateway answers these itself, in the same error shape (GatewayResponses).
+                op["responses"]["403"] = _error("The x-api-key header is missing or wrong.")
+                op["responses"]["429"] = _error("Too many requests for this key: retry later.")
+            else:
+                op["security"] = []
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
+    create = document["paths"]["/images"]["post"]
+    schemas["ImportRequest"] = ImportRequest.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    create["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ImportRequest"}},
+            "multipart/form-data": {"schema": MULTIPART},
+        },
+    }
 
 
 def build() -> dict[str, Any]:
     spec = read_stack(ROOT / "template.yaml", aws_endpoint="http://localhost")
-    schemas: dict[str, Any] = {"Error": ERROR}
-    paths: dict[str, dict[str, Any]] = {}
-    known = {(r.method, r.path) for r in spec.routes}
-    missing = set(BODIES) - known
-    if missing:
-        raise SystemExit(f"scripts/openapi.py names routes template.yaml lacks: {missing}")
-    for route in sorted(spec.routes, key=lambda r: (r.path, r.method)):
-        op: dict[str, Any] = {
-            "operationId": f"{route.method.lower()}{re.sub(r'[^A-Za-z]', '_', route.path)}",
-            "summary": f"{route.method} {route.path} ({route.function})",
-            "responses": {
-                "default": {
-                    "description": "an error",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                    },
-                }
-            },
-            "security": [{"apiKey": []}] if route.api_key_required else [],
-        }
-        params = re.findall(r"{(\w+)}", route.path)
-        if params:
-            op["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                for p in params
-            ]
-        model = BODIES.get((route.method, route.path))
-        if model is not None:
-            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            schemas.update(schema.pop("$defs", {}))
-            schemas[model.__name__] = schema
-            content = {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
-            }
-            if route.path == "/images":
-                content["multipart/form-data"] = {"schema": MULTIPART}
-            op["requestBody"] = {"required": True, "content": content}
-        paths.setdefault(route.path, {})[route.method.lower()] = op
-    return {
-        "openapi": "3.1.0",  # JSON Schema 2020-12, as pydantic writes it
-        "info": {"title": "imgsvc", "version": __version__},
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
-        },
-    }
+    merge = OpenAPIMerge(
+        title="imgsvc",
+        version=__version__,
+        description=DESCRIPTION,
+        tags=TAGS,
+        servers=[Server(url=".", description="This stage (the page's own address).")],
+        security_schemes={API_KEY: APIKey(name="x-api-key", in_=APIKeyIn.header)},
+        on_conflict="error",
+    )
+    routed = {r.function for r in spec.routes}
+    for handler in sorted(
+        f.handler_file for f in spec.functions.values() if f.logical_id in routed
+    ):
+        app = _load_resolver(handler)
+        if app is not None and hasattr(app, "get_openapi_schema"):
+            merge.add_schema(app.get_openapi_schema(title="imgsvc", version=__version__))
+    document = json.loads(merge.get_openapi_json_schema())
+    _tidy(document, spec)
+    listed = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
+    expected = {(r.method, r.path) for r in spec.routes}
+    if listed != expected:
+        raise SystemExit(
+            f"the handlers' routes differ from template.yaml: only in handlers "
+            f"{sorted(listed - expected)}, only in the template {sorted(expected - listed)}"
+        )
+    return document
 
 
 def render() -> str:

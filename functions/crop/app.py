@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
 from imgsvc import operations
-from imgsvc.http import api_handler, create_app, json_body, json_response, parse_model
+from imgsvc.http import api_handler, create_app, responses
+from imgsvc.schemas import Image, ImageId
 
 app = create_app()
 
 
-@app.post("/images/<image_id>/crop")
-def crop(image_id: str):
-    box = parse_model(json_body(app), operations.CropRequest)
+@app.post(
+    "/images/<image_id>/crop",
+    summary="Crop an image into a new one",
+    description="The box is in pixels of the image as displayed (EXIF orientation applied). The "
+    "result is a new image with `derived_from`; the same crop again returns it with 200.",
+    responses=responses(
+        {201: ("The new image.", Image), 200: ("This crop already existed.", Image)},
+        {
+            400: "The box is malformed or outside the image (the message gives its size).",
+            404: "No image has this id.",
+            422: None,
+        },
+    ),
+    tags=["operations"],
+)
+def crop(image_id: ImageId, box: Annotated[operations.CropRequest, Body()]) -> Response[Image]:
     image, duplicate = operations.crop(image_id, box)
-    return json_response(200 if duplicate else 201, image)
+    return Response(
+        status_code=200 if duplicate else 201,
+        content_type=content_types.APPLICATION_JSON,
+        body=image,
+    )
 
 
 lambda_handler = api_handler(app)

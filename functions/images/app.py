@@ -2,39 +2,86 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from imgsvc import library
-from imgsvc.http import api_handler, create_app, query_int
+from imgsvc.http import api_handler, create_app, responses
+from imgsvc.schemas import Deleted, DeletedAll, Image, ImageId, ImagePage
 
 app = create_app()
+NOT_FOUND = {404: "No image has this id."}
 
 
-@app.get("/images")
-def list_images() -> dict:
-    limit = query_int(app, "limit", 20, 1, 100)
-    cursor = app.current_event.get_query_string_value(name="cursor", default_value=None)
+@app.get(
+    "/images",
+    summary="List the library, newest first",
+    description="One page of images, newest first. Pass `next_cursor` back as `cursor` for the "
+    "next page; it is null on the last page.",
+    responses=responses({200: ("A page of images.", ImagePage)}),
+    tags=["library"],
+)
+def list_images(
+    limit: Annotated[int, Query(ge=1, le=100, description="Images per page.")] = 20,
+    cursor: Annotated[
+        str, Query(max_length=2048, description="The `next_cursor` of the previous page.")
+    ] = "",
+) -> ImagePage:
     return library.list_page(limit, cursor or None)
 
 
-@app.get("/images/<image_id>")
-def get_image(image_id: str) -> dict:
+@app.get(
+    "/images/<image_id>",
+    summary="One image's metadata",
+    description="Format, size, mode, EXIF camera, hashes, and the name and description given "
+    "at upload.",
+    responses=responses({200: ("The image.", Image)}, NOT_FOUND),
+    tags=["library"],
+)
+def get_image(image_id: ImageId) -> Image:
     return library.get(image_id)
 
 
-@app.get("/images/<image_id>/content")
-def get_content(image_id: str) -> Response:
+@app.get(
+    "/images/<image_id>/content",
+    summary="Download the image",
+    description="Redirects (302) to a short-lived S3 link to the original bytes. Needs no API "
+    "key, so an <img> or a browser download can use it.",
+    responses=responses({302: ("Follow the Location header to the bytes.", None)}, NOT_FOUND),
+    tags=["library"],
+    security=[],
+)
+def get_content(image_id: ImageId):  # a redirect: no body model
     return Response(status_code=302, headers={"Location": library.content_url(image_id)}, body="")
 
 
-@app.delete("/images/<image_id>")
-def delete_image(image_id: str) -> dict:
+@app.delete(
+    "/images/<image_id>",
+    summary="Delete an image",
+    description="Removes the image's bytes, its record, and its share of the format and camera "
+    "counts. The uploads-per-day history stays.",
+    responses=responses({200: ("The image was deleted.", Deleted)}, NOT_FOUND),
+    tags=["library"],
+)
+def delete_image(image_id: ImageId) -> Deleted:
     return library.delete(image_id)
 
 
-@app.delete("/images")
-def delete_all() -> dict:
-    confirm = app.current_event.get_query_string_value(name="confirm", default_value="")
+@app.delete(
+    "/images",
+    summary="Delete every image (in batches)",
+    description="Needs `confirm=true`. Deletes up to 200 images a call; repeat while the answer "
+    'says `"more": true`.',
+    responses=responses({200: ("A batch was deleted.", DeletedAll)}),
+    tags=["library"],
+)
+def delete_all(
+    confirm: Annotated[
+        Literal["true", "false"], Query(description="Must be `true` to delete everything.")
+    ] = "false",
+) -> DeletedAll:
     return library.delete_all(confirmed=confirm == "true")
 
 

@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+from aws_lambda_powertools.event_handler import Response, content_types
+
 from imgsvc import imports
-from imgsvc.http import api_handler, create_app, json_body, json_response, parse_model, raw_body
+from imgsvc.http import api_handler, create_app, parse_json_body, raw_body, responses
+from imgsvc.schemas import Image
 
 app = create_app()
 
 
-@app.post("/images")
-def create_image():
+@app.post(
+    "/images",
+    summary="Add an image: direct upload or import from a URL",
+    description="multipart/form-data with an `image` file part (up to 4 MiB; optional `name` "
+    "and `desc`), or JSON with the image's `url`. Known content returns the existing image "
+    "with 200 (its name and description kept).",
+    responses=responses(
+        {201: ("The new image.", Image), 200: ("The content already existed.", Image)},
+        {
+            400: "Malformed body, or a URL that is not allowed (`blocked_url`).",
+            413: "Over 4 MiB (use POST /uploads), or over the upload limit.",
+            415: "Neither multipart/form-data nor application/json.",
+            422: None,
+            502: None,
+            504: None,
+        },
+    ),
+    tags=["library"],
+)
+def create_image() -> Response[Image]:
     content_type = app.current_event.headers.get("content-type") or ""
-    if content_type.split(";")[0].strip().lower() == "application/json":
-        image, duplicate = imports.import_url(parse_model(json_body(app), imports.ImportRequest))
+    if content_type.split(";")[0].strip().lower() == content_types.APPLICATION_JSON:
+        image, duplicate = imports.import_url(parse_json_body(app, imports.ImportRequest))
     else:
         image, duplicate = imports.import_multipart(raw_body(app), content_type)
-    return json_response(200 if duplicate else 201, image)
+    return Response(
+        status_code=200 if duplicate else 201,
+        content_type=content_types.APPLICATION_JSON,
+        body=image,
+    )
 
 
 lambda_handler = api_handler(app)

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from imgsvc.http import api_handler, create_app, query_int
-from imgsvc.library import parse_image_id
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from imgsvc.http import api_handler, create_app, responses
+from imgsvc.schemas import ImageId, Similar
 from imgsvc.similar import MAX_DISTANCE, find_similar
 
 app = create_app()
 
 
-@app.get("/images/<image_id>/similar")
-def similar(image_id: str) -> dict:
-    max_distance = query_int(app, "max_distance", MAX_DISTANCE, 0, MAX_DISTANCE)
-    limit = query_int(app, "limit", 20, 1, 100)
-    result = find_similar(parse_image_id(image_id), max_distance, limit)
+@app.get(
+    "/images/<image_id>/similar",
+    summary="Find similar images",
+    description="Images whose phash is within `max_distance` of this one's, nearest first "
+    "(a multi-index lookup, not a scan).",
+    responses=responses({200: ("The matches.", Similar)}, {404: "No image has this id."}),
+    tags=["operations"],
+)
+def similar(
+    image_id: ImageId,
+    max_distance: Annotated[
+        int, Query(ge=0, le=MAX_DISTANCE, description="The largest phash distance to include.")
+    ] = MAX_DISTANCE,
+    limit: Annotated[int, Query(ge=1, le=100, description="Most matches returned.")] = 20,
+) -> Similar:
+    result = find_similar(image_id, max_distance, limit)
     return {
         "image_id": result.image_id,
         "phash": result.phash,

@@ -6,9 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from openapi_spec_validator import validate
 
-from tests.conftest import ROOT, LambdaContext, api_event, call, load_handler
+from tests.conftest import ROOT, LambdaContext, api_event, call, load_handler, response_headers
 
 
 def test_the_committed_document_is_up_to_date():
@@ -37,8 +38,37 @@ def test_served_document_is_valid_and_lists_every_route():
     }  # fmt: skip
 
 
-def test_docs_page_points_at_the_document():
-    response = load_handler("status").lambda_handler(api_event("GET", "/docs"), LambdaContext())
+@pytest.mark.parametrize("path", ["/docs", "/docs/"])
+def test_docs_page_embeds_swagger_ui_and_the_document(path):
+    response = load_handler("status").lambda_handler(api_event("GET", path), LambdaContext())
     assert response["statusCode"] == 200
-    assert 'url: "openapi.json"' in response["body"]
+    body = response["body"]
+    # No CDN and no relative URL: the assets and the document are inside the page.
+    assert "unpkg" not in body and "cdn" not in body.lower()
+    assert "SwaggerUIBundle" in body and '"/images/{image_id}/crop"' in body
+    assert "public, max-age=" in response_headers(response)["Cache-Control"]
     json.loads((ROOT / "functions" / "status" / "openapi.json").read_text())
+
+
+def test_every_operation_is_documented_for_users():
+    document = json.loads((ROOT / "functions" / "status" / "openapi.json").read_text())
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            where = f"{method.upper()} {path}"
+            assert op.get("summary") and op.get("description"), where
+            assert any(s.startswith("2") or s == "302" for s in op["responses"]), where
+            assert "400" in op["responses"], where
+            for param in op.get("parameters", []):
+                assert param["schema"].get("type"), (where, param["name"])
+                if param["in"] == "path":
+                    assert param["schema"]["pattern"] in (
+                        "^[0-9a-f]{64}$",
+                        "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+                    ), where
+                    assert "404" in op["responses"], where
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if body:
+                name = body["schema"]["$ref"].rsplit("/", 1)[1]
+                assert document["components"]["schemas"][name].get("examples"), where
+    query = {p["name"]: p for p in document["paths"]["/images"]["get"]["parameters"]}
+    assert query["limit"]["schema"]["minimum"] == 1 and query["limit"]["schema"]["maximum"] == 100

@@ -5,18 +5,33 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imgsvc.cache import AnalysisCache
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest
-
-MAX_URL_LENGTH = 2048
+from imgsvc.schemas import MAX_URL_LENGTH, ONE_URL, Url
 
 
 class AnalyzeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    image_url: str
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={**ONE_URL, "examples": [{"url": "https://example.com/photo.jpg"}]},
+    )
+    url: Url | None = Field(None, description="The image's http(s) URL.")
+    image_url: Url | None = Field(
+        None, description="The same as `url` (its original name): send one of the two."
+    )
+
+    @model_validator(mode="after")
+    def _one_url(self) -> AnalyzeRequest:
+        if (self.url is None) == (self.image_url is None):
+            raise ValueError('send the image\'s address as "url" (or "image_url"), once')
+        return self
+
+    @property
+    def target(self) -> str:
+        return self.url or self.image_url or ""
 
 
 def _capped(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:

@@ -7,11 +7,12 @@ import posixpath
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imgsvc.config import MIB, get_settings
 from imgsvc.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from imgsvc.ingest import ingest_bytes
+from imgsvc.schemas import ONE_URL, Url
 
 # Lambda's 6 MB request limit applies after base64, so a direct upload stays under 4 MiB.
 DIRECT_UPLOAD_MAX_BYTES = 4 * MIB
@@ -25,10 +26,29 @@ Desc = Annotated[str, Field(max_length=DESC_MAX)]
 
 
 class ImportRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: Annotated[str, Field(min_length=1, max_length=2048)]
-    name: Name | None = None
-    desc: Desc | None = None
+    """Import an image from a URL (the JSON form of POST /images)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            **ONE_URL,
+            "examples": [{"url": "https://example.com/cat.jpg", "name": "cat", "desc": "a cat"}],
+        },
+    )
+    url: Url | None = Field(None, description="The image's http(s) URL.")
+    image_url: Url | None = Field(None, description="The same as `url`: send one of the two.")
+    name: Name | None = Field(None, description="A name for the image (default: the file name).")
+    desc: Desc | None = Field(None, description="A description.")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> ImportRequest:
+        if (self.url is None) == (self.image_url is None):
+            raise ValueError('send the image\'s address as "url" (or "image_url"), once')
+        return self
+
+    @property
+    def target(self) -> str:
+        return self.url or self.image_url or ""
 
 
 def _too_large(size: int) -> PayloadTooLarge:
@@ -99,7 +119,7 @@ def import_url(request: ImportRequest) -> tuple[dict[str, Any], bool]:
     """Fetch an image with the safe fetcher (upload size limit) and ingest it."""
     from imgsvc.fetch import fetch_bytes
 
-    fetched = fetch_bytes(request.url, max_bytes=get_settings().max_upload_bytes)
+    fetched = fetch_bytes(request.target, max_bytes=get_settings().max_upload_bytes)
     # The name comes from the final URL: a redirect often leads to the real file name.
     filename = posixpath.basename(urlsplit(fetched.url).path) or "import"
     return ingest_bytes(
@@ -107,5 +127,5 @@ def import_url(request: ImportRequest) -> tuple[dict[str, Any], bool]:
         filename=filename[:255],
         name=request.name or filename[:NAME_MAX],
         desc=request.desc,
-        source_url=request.url,
+        source_url=request.target,
     )

@@ -49,14 +49,25 @@ class FileSpec(BaseModel):
 FileList = Annotated[list[FileSpec], Field(max_length=MAX_FILES_PER_REQUEST)]
 
 
+EXAMPLE_FILES = [{"filename": "cat.jpg", "content_type": "image/jpeg", "size": 35180}]
+
+
 class CreateUploadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A new upload session: how long its links live, and the files to presign now."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"expiry": 300, "files": EXAMPLE_FILES}]}
+    )
     expiry: Annotated[int, Field(ge=1, le=MAX_EXPIRY, strict=True)] = DEFAULT_EXPIRY
     files: FileList = []
 
 
 class AddFilesRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """More files for a live session."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"files": EXAMPLE_FILES}]}
+    )
     files: Annotated[list[FileSpec], Field(min_length=1, max_length=MAX_FILES_PER_REQUEST)]
 
 

@@ -1,0 +1,172 @@
+"""The API's response bodies and shared parameter types, as pydantic models.
+
+Handlers annotate their return types with these, so Powertools validates every response and
+the generated OpenAPI document (scripts/openapi.py) describes exactly what is sent. Request
+bodies live beside the code that uses them (uploads, analyze, imports, operations).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from pydantic import BaseModel, ConfigDict, Field
+
+IMAGE_ID_PATTERN = r"^[0-9a-f]{64}$"
+UPLOAD_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+ImageId = Annotated[
+    str,
+    Path(
+        pattern=IMAGE_ID_PATTERN,
+        description="An image id: the sha256 of the image's bytes, 64 lowercase hex characters.",
+        examples=["2f08b61765992a4ca30a53f9f4bcc35abd424b1461d72b4dc4aec6fd3132310b"],
+    ),
+]
+UploadId = Annotated[
+    str,
+    Path(
+        pattern=UPLOAD_ID_PATTERN,
+        description="An upload session id, as POST /uploads returned it (a lowercase UUID).",
+        examples=["3b241101-e2bb-4255-8caf-4136c566a962"],
+    ),
+]
+Sha256 = Annotated[str, Field(pattern=IMAGE_ID_PATTERN)]
+MAX_URL_LENGTH = 2048
+Url = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
+# `url` is the name POST /analyze and POST /images share; `image_url` is the original analyze
+# API's name, still accepted by both: a body sends exactly one of the two.
+ONE_URL = {"oneOf": [{"required": ["url"]}, {"required": ["image_url"]}]}
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ErrorBody(Schema):
+    """Every error the API returns."""
+
+    status: Literal["error"]
+    code: str = Field(description="A stable machine-readable code, e.g. not_found.")
+    message: str = Field(description="What was wrong and what to do, in words.")
+    details: dict[str, int | str] | None = None
+
+
+class Status(Schema):
+    status: Literal["ok"]
+    version: str
+
+
+class AnalysisResult(Schema):
+    format: str
+    size: str = Field(description="WIDTHxHEIGHT as stored (before EXIF orientation).")
+    width: int
+    height: int
+    mode: str
+
+
+class Analysis(Schema):
+    status: Literal["success"]
+    result: AnalysisResult
+    cache: Literal["hit", "miss"]
+
+
+class History(Schema):
+    cached_items: list[str] = Field(description="URLs the analysis cache holds, newest first.")
+    count: int
+
+
+class Image(Schema):
+    """One image's metadata (the record DynamoDB holds)."""
+
+    image_id: Sha256
+    format: str
+    width: int
+    height: int
+    mode: str
+    bytes: int
+    sha256: Sha256
+    sha1: str
+    make: str | None
+    model: str | None
+    camera: str | None = Field(description='"Make - Model" from EXIF, or null.')
+    orientation: int | None = Field(description="The EXIF orientation tag (1-8), or null.")
+    taken_at: str | None = Field(description="EXIF DateTimeOriginal as ISO 8601, or null.")
+    display_width: int = Field(description="Width as displayed (EXIF orientation applied).")
+    display_height: int
+    phash: str = Field(description="imagehash.phash of the image, 16 hex characters.")
+    name: str | None
+    desc: str | None
+    source_url: str | None
+    derived_from: Sha256 | None = Field(description="The image this one was cropped from.")
+    created_at: str
+
+
+class ImagePage(Schema):
+    images: list[Image]
+    count: int
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at end.")
+
+
+class Deleted(Schema):
+    status: Literal["deleted"]
+    image_id: Sha256
+
+
+class DeletedAll(Schema):
+    status: Literal["deleted"]
+    deleted: int
+    more: bool = Field(description="true: more images remain; call again.")
+
+
+class PresignedPost(Schema):
+    filename: str
+    url: str = Field(description="POST the file here as multipart/form-data.")
+    fields: dict[str, str] = Field(description="Send every field before the file part.")
+
+
+class UploadSession(Schema):
+    upload_id: str
+    expires_at: str
+    files: list[PresignedPost]
+
+
+class FileState(Schema):
+    status: Literal["pending", "done", "rejected"]
+    image_id: Sha256 | None
+    duplicate: bool
+    error: str | None
+
+
+class UploadState(Schema):
+    upload_id: str
+    expires_at: str
+    files: dict[str, FileState]
+
+
+class Diff(Schema):
+    algorithm: Literal["phash"]
+    distance: int = Field(ge=0, le=64)
+    similar: bool
+    threshold: int
+    hashes: dict[str, str]
+
+
+class SimilarImage(Image):
+    distance: int = Field(ge=0, le=64)
+
+
+class Similar(Schema):
+    image_id: Sha256
+    phash: str
+    max_distance: int
+    results: list[SimilarImage]
+    count: int
+
+
+class Stats(Schema):
+    uploads_per_day: dict[str, int] = Field(description="The last 30 UTC days, oldest first.")
+    most_popular_format: str | None
+    top_camera_models: list[str] = Field(description="At most 10, most images first.")
+    formats: dict[str, int]
+    total_images: int
