@@ -79,8 +79,8 @@ def delete_image(image_id: ImageId) -> Deleted:
 )
 def delete_all(
     confirm: Annotated[
-        Literal["true", "false"], Query(description="Must be `true` to delete everything.")
-    ] = "false",
+        Literal["true"], Query(description="Must be `true`: deleting everything is deliberate.")
+    ],
 ) -> DeletedAll:
     return library.delete_all(confirmed=confirm == "true")
 

@@ -22,7 +22,10 @@ app = create_app()
     status_code=201,
     responses=responses(
         {201: ("The session and its presigned POSTs.", UploadSession)},
-        {413: "A declared size is over the upload limit."},
+        {
+            409: "A file name appears twice in the request.",
+            413: "A declared size is over the upload limit (a deployment setting).",
+        },
     ),
     tags=["uploads"],
 )

@@ -113,7 +113,7 @@ def test_upload_session_without_files_then_add_files(h):
             400,
             "files",
         ),
-        ({"files": [{"filename": "a.jpg", "content_type": "image/jpeg"}] * 2}, 400, "once"),
+        ({"files": [{"filename": "a.jpg", "content_type": "image/jpeg"}] * 2}, 409, "once"),
         ({"nope": 1}, 400, "nope"),
         ("not json", 400, "JSON"),
         ([1, 2], 400, "invalid request"),
@@ -195,7 +195,7 @@ def test_delete_all_needs_confirmation(h):
     for p in ("chelsea_canon.jpg", "horse_rgba.png"):
         direct_upload(h, p)
     status, body, _ = call(h["images"], api_event("DELETE", "/images"))
-    assert status == 400 and "confirm=true" in body["message"]
+    assert status == 400 and "confirm" in body["message"]
     status, body, _ = call(h["images"], api_event("DELETE", "/images", query={"confirm": "true"}))
     assert status == 200 and body == {"status": "deleted", "deleted": 2, "more": False}
     assert stats.get_stats()["total_images"] == 0
@@ -340,17 +340,24 @@ def test_non_utf8_form_field_is_a_400_and_empty_name_falls_back(h):
     assert status == 201 and got["name"] == "gravel.gif"
 
 
-def test_filename_limit_is_in_utf8_bytes_and_types_are_strict(h):
-    long_name = "\N{GRINNING FACE}" * 63 + ".jpg"  # 67 characters but 256 bytes
+def test_filename_limit_is_in_characters_and_types_are_strict(h):
+    long_name = "\N{GRINNING FACE}" * 197 + ".jpg"  # 201 characters
     for body in (
         {"files": [{"filename": long_name, "content_type": "image/jpeg"}]},
+        {"files": [{"filename": "a\u202egpj.exe", "content_type": "image/jpeg"}]},
+        {"files": [{"filename": "a.jpg\n", "content_type": "image/jpeg"}]},
+        {"files": [{"filename": "a.jpg", "content_type": "IMAGE/JPEG"}]},
         {"expiry": True},
         {"expiry": "60"},
+        {"expiry": 60.5},
         {"files": [{"filename": "a.jpg", "content_type": "image/jpeg", "size": "9"}]},
     ):
         assert call(h["uploads"], api_event("POST", "/uploads", body=body))[0] == 400, body
-    ok = {"files": [{"filename": "\N{GRINNING FACE}" * 60 + ".jpg", "content_type": "image/jpeg"}]}
-    assert call(h["uploads"], api_event("POST", "/uploads", body=ok))[0] == 201
+    # 200 four-byte characters (800 bytes) still fit in an S3 key; 60.0 is an integer in JSON.
+    name = "\N{GRINNING FACE}" * 196 + ".jpg"
+    ok = {"expiry": 60.0, "files": [{"filename": name, "content_type": "image/jpeg"}]}
+    status, body, _ = call(h["uploads"], api_event("POST", "/uploads", body=ok))
+    assert status == 201 and body["files"][0]["filename"] == name
 
 
 def test_files_that_never_arrive_are_reported_after_expiry(h, monkeypatch):

@@ -494,14 +494,26 @@ def test_connection_refused_is_a_502() -> None:
     assert err.value.status_code == 502
 
 
-def test_dns_failure_is_a_502(net: Net) -> None:
+def test_a_name_dns_says_does_not_exist_is_a_400(net: Net) -> None:
     def fail() -> list[str]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     net.dns["nowhere.test"] = fail
 
-    with pytest.raises(UpstreamError, match="could not be resolved") as err:
+    with pytest.raises(BadRequest, match="does not exist") as err:
         fetch.fetch_bytes("https://nowhere.test/x.jpg", max_bytes=MIB)
+
+    assert err.value.status_code == 400
+
+
+def test_a_dns_failure_is_a_502(net: Net) -> None:
+    def fail() -> list[str]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    net.dns["flaky.test"] = fail
+
+    with pytest.raises(UpstreamError, match="could not be resolved") as err:
+        fetch.fetch_bytes("https://flaky.test/x.jpg", max_bytes=MIB)
 
     assert type(err.value) is UpstreamError
 

@@ -5,22 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, model_validator
 
 from imgsvc.cache import AnalysisCache
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest
-from imgsvc.schemas import MAX_URL_LENGTH, ONE_URL, Url
+from imgsvc.schemas import MAX_URL_LENGTH, ONE_URL, JsonBody, Url, absent_by_default
 
 
-class AnalyzeRequest(BaseModel):
+class AnalyzeRequest(JsonBody):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={**ONE_URL, "examples": [{"url": "https://example.com/photo.jpg"}]},
     )
-    url: Url | None = Field(None, description="The image's http(s) URL.")
-    image_url: Url | None = Field(
-        None, description="The same as `url` (its original name): send one of the two."
+    url: Url = absent_by_default(description="The image's http(s) URL.")
+    image_url: Url = absent_by_default(
+        description="The same as `url` (its original name): send one of the two."
     )
 
     @model_validator(mode="after")

@@ -335,6 +335,10 @@ def _dns_pool() -> ThreadPoolExecutor:
         return _dns_executor
 
 
+# getaddrinfo's "no such name" answers (EAI_NODATA is not defined on every platform).
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
 def _resolve_checked(
     target: _Target, *, allow_private: bool, deadline: _Deadline, redirected: bool
 ) -> list[str]:
@@ -346,6 +350,16 @@ def _resolve_checked(
     except FutureTimeoutError as exc:
         future.cancel()
         raise deadline.timeout_error() from exc
+    except socket.gaierror as exc:
+        if exc.errno in _NO_SUCH_NAME:
+            # DNS answered that the name does not exist: the URL is wrong, not the upstream.
+            raise BadRequest(
+                f"The host '{target.host}' does not exist (DNS has no such name); "
+                "check the spelling of the URL."
+            ) from exc
+        raise UpstreamError(
+            f"The host '{target.host}' could not be resolved; check the spelling of the URL."
+        ) from exc
     except (OSError, UnicodeError) as exc:
         raise UpstreamError(
             f"The host '{target.host}' could not be resolved; check the spelling of the URL."

@@ -7,12 +7,12 @@ import posixpath
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from imgsvc.config import MIB, get_settings
 from imgsvc.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from imgsvc.ingest import ingest_bytes
-from imgsvc.schemas import ONE_URL, Url
+from imgsvc.schemas import ONE_URL, JsonBody, Url, absent_by_default
 
 # Lambda's 6 MB request limit applies after base64, so a direct upload stays under 4 MiB.
 DIRECT_UPLOAD_MAX_BYTES = 4 * MIB
@@ -25,20 +25,19 @@ Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
 Desc = Annotated[str, Field(max_length=DESC_MAX)]
 
 
-class ImportRequest(BaseModel):
+class ImportRequest(JsonBody):
     """Import an image from a URL (the JSON form of POST /images)."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             **ONE_URL,
             "examples": [{"url": "https://example.com/cat.jpg", "name": "cat", "desc": "a cat"}],
         },
     )
-    url: Url | None = Field(None, description="The image's http(s) URL.")
-    image_url: Url | None = Field(None, description="The same as `url`: send one of the two.")
-    name: Name | None = Field(None, description="A name for the image (default: the file name).")
-    desc: Desc | None = Field(None, description="A description.")
+    url: Url = absent_by_default(description="The image's http(s) URL.")
+    image_url: Url = absent_by_default(description="The same as `url`: send one of the two.")
+    name: Name = absent_by_default(description="A name for the image (default: the file name).")
+    desc: Desc = absent_by_default(description="A description.")
 
     @model_validator(mode="after")
     def _one_url(self) -> ImportRequest:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict
 
 from imgsvc import records, storage
 from imgsvc.cache import LRUCache
@@ -12,15 +12,15 @@ from imgsvc.config import get_settings
 from imgsvc.errors import NotFound
 from imgsvc.ingest import ingest_bytes
 from imgsvc.library import parse_image_id
+from imgsvc.schemas import JsonBody, JsonInt
 
-Pixel = Annotated[int, Field(strict=True)]
+Pixel = JsonInt
 
 
-class CropRequest(BaseModel):
+class CropRequest(JsonBody):
     """A box in pixels of the image as displayed (after EXIF orientation)."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"examples": [{"left": 40, "top": 30, "right": 340, "bottom": 260}]},
     )
     left: Pixel

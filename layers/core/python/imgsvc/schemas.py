@@ -7,10 +7,11 @@ bodies live beside the code that uses them (uploads, analyze, imports, operation
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 IMAGE_ID_PATTERN = r"^[0-9a-f]{64}$"
 UPLOAD_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -32,6 +33,66 @@ UploadId = Annotated[
     ),
 ]
 Sha256 = Annotated[str, Field(pattern=IMAGE_ID_PATTERN)]
+
+
+JsonInt = Annotated[int, Field(strict=True)]
+
+
+def absent_by_default(**kwargs: Any) -> Any:
+    """A field that may be left out but, when sent, has its type (null is not accepted)."""
+
+    def drop_default(schema: dict[str, Any]) -> None:
+        schema.pop("default", None)
+
+    return Field(None, json_schema_extra=drop_default, **kwargs)
+
+
+def _is_int(annotation: Any) -> bool:
+    """int, Annotated[int, ...], or a union with one of those (e.g. `int | None`)."""
+    if annotation is int:
+        return True
+    args = get_args(annotation)
+    if get_origin(annotation) is Annotated:
+        return args[0] is int
+    return any(_is_int(a) for a in args)
+
+
+class JsonBody(BaseModel):
+    """A request body: unknown keys refused, integers strict (true and "300" are not integers)
+    except that 300.0 is one, as JSON Schema counts it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        ints = {name for name, field in cls.model_fields.items() if _is_int(field.annotation)}
+        return {
+            k: int(v) if k in ints and isinstance(v, float) and v.is_integer() else v
+            for k, v in data.items()
+        }
+
+
+# A file name: a plain name, no path. The S3 key uploads/<uuid>/<name> must stay within S3's
+# 1,024 bytes, and 200 characters are at most 800 bytes of UTF-8. Control characters, the bidi
+# overrides (which make a name display as another) and line separators are refused. The same
+# rule is checked in code and published in the schema (as an ECMA-262 pattern).
+FILENAME_MAX_CHARS = 200
+_FILENAME_BANNED = r"/\\\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+FILENAME_PATTERN = rf"^(?!\.\.?$)[^{_FILENAME_BANNED}]+$"
+FILENAME_RE = re.compile(FILENAME_PATTERN)
+FileName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=FILENAME_MAX_CHARS,
+        json_schema_extra={"pattern": FILENAME_PATTERN},
+        description="A plain file name (no slashes, control or bidi characters, not . or ..).",
+    ),
+]
+
 MAX_URL_LENGTH = 2048
 Url = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
 # `url` is the name POST /analyze and POST /images share; `image_url` is the original analyze

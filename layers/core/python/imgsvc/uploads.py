@@ -6,40 +6,38 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from imgsvc import records, storage
 from imgsvc.config import get_settings
-from imgsvc.errors import BadRequest, PayloadTooLarge
+from imgsvc.errors import BadRequest, Conflict, PayloadTooLarge
+from imgsvc.schemas import FILENAME_RE, FileName, JsonBody, JsonInt
 
 MAX_FILES_PER_REQUEST = 50
 DEFAULT_EXPIRY = 300
 MAX_EXPIRY = 3600
 
 
-# S3 keys are at most 1024 bytes of UTF-8; with the prefix and upload id this leaves room.
-FILENAME_MAX_BYTES = 255
-
-
-class FileSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    filename: Annotated[str, Field(min_length=1)]
-    content_type: str
-    size: Annotated[int, Field(ge=1, strict=True)] | None = None
+class FileSpec(JsonBody):
+    filename: FileName
+    # Matched exactly (the schema lists them): the presigned policy pins this very string.
+    content_type: Annotated[
+        str, Field(json_schema_extra={"enum": sorted(storage.UPLOAD_CONTENT_TYPES)})
+    ]
+    size: Annotated[JsonInt, Field(ge=1)] | None = None
 
     @field_validator("filename")
     @classmethod
     def _safe_filename(cls, value: str) -> str:
-        if value in (".", "..") or any(c in value for c in "/\\") or not value.isprintable():
-            raise ValueError("must be a plain file name: no slashes or control characters")
-        if len(value.encode("utf-8")) > FILENAME_MAX_BYTES:
-            raise ValueError(f"must be at most {FILENAME_MAX_BYTES} bytes in UTF-8")
+        if not FILENAME_RE.fullmatch(value):
+            raise ValueError(
+                "must be a plain file name: no slashes, control or bidi characters, not . or .."
+            )
         return value
 
     @field_validator("content_type")
     @classmethod
     def _image_type(cls, value: str) -> str:
-        value = value.strip().lower()
         if value not in storage.UPLOAD_CONTENT_TYPES:
             allowed = ", ".join(sorted(storage.UPLOAD_CONTENT_TYPES))
             raise ValueError(f"{value!r} is not accepted: use one of {allowed}")
@@ -52,22 +50,20 @@ FileList = Annotated[list[FileSpec], Field(max_length=MAX_FILES_PER_REQUEST)]
 EXAMPLE_FILES = [{"filename": "cat.jpg", "content_type": "image/jpeg", "size": 35180}]
 
 
-class CreateUploadRequest(BaseModel):
+class CreateUploadRequest(JsonBody):
     """A new upload session: how long its links live, and the files to presign now."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"expiry": 300, "files": EXAMPLE_FILES}]}
+        json_schema_extra={"examples": [{"expiry": 300, "files": EXAMPLE_FILES}]}
     )
-    expiry: Annotated[int, Field(ge=1, le=MAX_EXPIRY, strict=True)] = DEFAULT_EXPIRY
+    expiry: Annotated[JsonInt, Field(ge=1, le=MAX_EXPIRY)] = DEFAULT_EXPIRY
     files: FileList = []
 
 
-class AddFilesRequest(BaseModel):
+class AddFilesRequest(JsonBody):
     """More files for a live session."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"files": EXAMPLE_FILES}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"files": EXAMPLE_FILES}]})
     files: Annotated[list[FileSpec], Field(min_length=1, max_length=MAX_FILES_PER_REQUEST)]
 
 
@@ -75,7 +71,7 @@ def _check_files(files: list[FileSpec]) -> list[dict[str, Any]]:
     names = [f.filename for f in files]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise BadRequest(f"each filename may appear once per session: repeated {repeated}")
+        raise Conflict(f"each filename may appear once per session: repeated {repeated}")
     limit = get_settings().max_upload_bytes
     for f in files:
         if f.size is not None and f.size > limit:
