@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -60,21 +61,34 @@ def test_lru_replacing_a_key_updates_size_and_order():
     assert cache.get("b") is None and cache.get("a") == 3 and cache.size_bytes == 95
 
 
-def test_lru_is_safe_under_threads():
-    cache: LRUCache[int] = LRUCache(max_entries=50, max_bytes=10_000, ttl_seconds=60)
+class MeetingClock:
+    """A clock at which two threads meet: read inside put's critical section, it lets a
+    second put in only if the section is not locked. With the lock the first thread's wait
+    times out (the other is blocked on the lock) and both run one after the other."""
 
-    def work(n: int) -> None:
-        for i in range(2000):
-            cache.put(f"{n}-{i % 80}", i, 3)
-            cache.get(f"{(n + 1) % 4}-{i % 80}")
+    def __init__(self) -> None:
+        self.barrier = threading.Barrier(2, timeout=0.5)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    def __call__(self) -> float:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.barrier.wait()
+        return 0.0
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_lru_lock_keeps_entries_and_bytes_consistent(locked, monkeypatch):
+    cache: LRUCache[int] = LRUCache(
+        max_entries=10, max_bytes=1000, ttl_seconds=60, clock=MeetingClock()
+    )
+    if not locked:  # what the test must catch: the same puts without the lock
+        monkeypatch.setattr(cache, "_lock", contextlib.nullcontext())
+    threads = [threading.Thread(target=cache.put, args=("k", n, 7)) for n in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(cache) == 50
-    assert cache.size_bytes == 150
+    consistent = len(cache) == 1 and cache.size_bytes == 7
+    assert consistent is locked
 
 
 def test_lru_rejects_bad_bounds():
