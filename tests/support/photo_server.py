@@ -38,6 +38,8 @@ class PhotoServer:
     def __init__(self) -> None:
         self._files: dict[str, _File] = {}
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._active = 0  # requests being served
         self._sent: dict[str, int] = defaultdict(int)
         self._requests: dict[str, int] = defaultdict(int)
         server = self
@@ -120,7 +122,23 @@ class PhotoServer:
         guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return _File(path.read_bytes(), guessed)
 
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Return once no request is being served, so counts are final (no sleeping)."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._active == 0, timeout):
+                raise TimeoutError(f"the photo server is still serving after {timeout} s")
+
     def _serve(self, handler: BaseHTTPRequestHandler, *, body: bool) -> None:
+        with self._lock:
+            self._active += 1
+        try:
+            self._serve_one(handler, body=body)
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def _serve_one(self, handler: BaseHTTPRequestHandler, *, body: bool) -> None:
         name = unquote(urlsplit(handler.path).path.lstrip("/"))
         with self._lock:
             self._requests[name] += 1

@@ -153,6 +153,7 @@ def test_generated_hashes_identical_to_imagehash() -> None:
 def test_dct_floats_identical_to_scipy() -> None:
     """Stronger than the hashes: every one of the 32x32 coefficients, bit for bit."""
     from scipy import fftpack  # a dev dependency: these tests never skip
+
     pixel_sets = [_reduced_pixels(im) for _, im in GENERATED]
     pixel_sets += [_reduced_pixels(_open_photo(name)) for name in PHOTO_FILES]
     rng = np.random.default_rng(7)
