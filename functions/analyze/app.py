@@ -6,7 +6,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from imgsvc.analyze import AnalyzeRequest, analyze_url
 from imgsvc.cache import AnalysisCache
-from imgsvc.http import api_handler, create_app, metrics, parse_body, tracer
+from imgsvc.http import api_handler, create_app, parse_body
+from imgsvc.observability import metrics, tracer
 
 app = create_app()
 # Module level on purpose: the warm container's LRU tier lives as long as the container.
