@@ -14,7 +14,8 @@ cold start compiles every layer module. Three bytecode caches (PYTHONPYCACHEPREF
 written during a measured run) give GET /status's import with no bytecode anywhere, with
 bytecode for everything but the layers' packages (Lambda with layers built without it),
 and with bytecode for everything (layers built with it). This interpreter's bytecode stands
-in for python3.13's.
+in for python3.13's, unless BENCH_BYTECODE_PYTHON names another interpreter with the
+RuntimeLayer's packages installed (e.g. a python3.13 venv made for the measurement).
 """
 
 from __future__ import annotations
@@ -90,9 +91,11 @@ class Sample:
     heavy: set[str] = field(default_factory=set)
 
 
-def _run(code: str, cwd: Path, env: dict[str, str], stdin: str = "") -> str:
+def _run(
+    code: str, cwd: Path, env: dict[str, str], stdin: str = "", python: str = sys.executable
+) -> str:
     proc = subprocess.run(
-        [sys.executable, "-c", code],
+        [python, "-c", code],
         cwd=cwd,
         env=env,
         input=stdin,
@@ -409,11 +412,18 @@ def _without_layers(full: str, target: str) -> int:
 
 
 def _bytecode(status_dir: Path, full_cache: str, env: dict[str, str]) -> None:
+    python = os.environ.get("BENCH_BYTECODE_PYTHON") or sys.executable
+    version = _run("import platform; print(platform.python_version())", status_dir, env, "", python)
+    stand_in = "; this interpreter's bytecode stands in for 3.13's"
+    stand_in = stand_in if python == sys.executable else ""
     report.note(
-        "GET /status import by bytecode available (PYTHONDONTWRITEBYTECODE=1, so no run "
-        f"writes any; median of {RUNS}; this interpreter's bytecode stands in for 3.13's):"
+        f"GET /status import by bytecode available, Python {version} ({python}); "
+        f"PYTHONDONTWRITEBYTECODE=1, so no run writes any; median of {RUNS}{stand_in}:"
     )
     with tempfile.TemporaryDirectory(prefix="bench-pyc-") as scratch:
+        if python != sys.executable:  # that interpreter's own bytecode, written by one import
+            full_cache = os.path.join(scratch, "full")
+            _run(_IMPORT_ONLY, status_dir, {**env, "PYTHONPYCACHEPREFIX": full_cache}, "", python)
         empty = os.path.join(scratch, "empty")
         os.mkdir(empty)
         runtime_only = os.path.join(scratch, "runtime-only")
@@ -427,7 +437,7 @@ def _bytecode(status_dir: Path, full_cache: str, env: dict[str, str]) -> None:
         for _ in range(RUNS):
             for label, cache in caches:
                 run_env = {**env, "PYTHONPYCACHEPREFIX": cache, "PYTHONDONTWRITEBYTECODE": "1"}
-                times[label].append(float(_run(_IMPORT_ONLY, status_dir, run_env)))
+                times[label].append(float(_run(_IMPORT_ONLY, status_dir, run_env, "", python)))
     with_all = report.median(times[caches[-1][0]])
     report.table(
         ["bytecode for", "import", "vs everything"],
