@@ -240,7 +240,6 @@ def run() -> bool:
         fixtures = Fixtures(photos.url(PHOTO))
         env = {**import_env(pycache), "AWS_ENDPOINT_URL": endpoint}
         env.pop("TRACING_ENABLED", None)  # the template's default: off
-        status_dir = next(h.directory for h in targets if h.directory.name == "status")
 
         def probe(h: Handler, extra: dict[str, str] | None = None) -> dict[str, Any] | None:
             event = fixtures.event(h.directory.name)
@@ -249,12 +248,15 @@ def run() -> bool:
             out = _run(_PROBE, h.directory, {**env, **(extra or {})}, json.dumps(event))
             return json.loads(out)
 
+        status = next(h for h in targets if h.directory.name == "status")
+        traced_env = {"TRACING_ENABLED": "true"}
         # Warm-up pass (discarded): compiles everything into the fresh bytecode cache.
         for h in targets:
             probe(h)
-        _run(_BASELINE, status_dir, env)
+        probe(status, traced_env)
+        _run(_BASELINE, status.directory, env)
         for _ in range(RUNS):  # interleaved, so drift hits all alike
-            baseline.append(float(_run(_BASELINE, status_dir, env)))
+            baseline.append(float(_run(_BASELINE, status.directory, env)))
             for h in targets:
                 result = probe(h)
                 sample = samples[h.logical_id]
@@ -266,17 +268,16 @@ def run() -> bool:
                 sample.statuses.add(result["status"])
                 sample.xray |= result["xray"]
                 sample.heavy |= set(result["heavy"])
-            status = next(h for h in targets if h.directory.name == "status")
             # Traced import, with the Tracer disabled (no X-Ray daemon here): it still imports
             # the SDK, but patches nothing, so Lambda's traced cold start is a little longer.
-            result = probe(status, {"TRACING_ENABLED": "true"})
+            result = probe(status, traced_env)
             if result:
                 traced.imports.append(result["import"])
                 traced.firsts.append(result["first"])
                 traced.xray |= result["xray"]
 
         problems = _report(targets, samples, traced, baseline)
-        _bytecode(status_dir, pycache, env)
+        _bytecode(status.directory, pycache, env)
     for problem in problems:
         report.warning(problem)
     return bool(problems)
