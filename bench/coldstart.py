@@ -40,7 +40,7 @@ from bench.env import BUCKET, CORE_LAYER, PHOTOS, REGION, ROOT, TABLE, TEMPLATE
 from bench.imports import Handler, handlers
 from bench.imports import _env as import_env
 
-RUNS = 3
+RUNS = 5
 BUDGET_MS = {False: 120.0, True: 220.0}  # over the baseline, by "has the ImagingLayer"
 
 _PROBE = """
@@ -286,26 +286,27 @@ def run() -> bool:
 def _report(
     targets: list[Handler], samples: dict[str, Sample], traced: Sample, baseline: list[float]
 ) -> list[str]:
-    base = report.median(baseline)
+    base, base_min = report.median(baseline), min(baseline)
     report.note(
-        f"Fresh interpreter per run, median of {RUNS}; time.perf_counter around `import app` "
+        f"Fresh interpreter per run, {RUNS} runs; time.perf_counter around `import app` "
         "and around the first lambda_handler call (a real request against a moto server on "
         "127.0.0.1: boto3 clients are created there). Baseline: `import boto3; "
-        f"boto3.client('dynamodb')` = {report.ms(base)} (min {report.ms(min(baseline))}). "
-        "Tracing off (the default) unless marked."
+        f"boto3.client('dynamodb')` = {report.ms(base)} median, {report.ms(base_min)} min. "
+        "Times and ratios are medians; the budget verdict compares the fastest run of each "
+        "with the fastest baseline (the runs least disturbed by other load on a shared "
+        "machine). Tracing off (the default) unless marked."
     )
     rows, problems = [], []
     ordered = sorted(targets, key=lambda h: report.median(samples[h.logical_id].imports))
     for h in ordered:
         s = samples[h.logical_id]
         imp = report.median(s.imports)
-        budget = base + BUDGET_MS[h.imaging_layer] / 1e3
-        over = (imp - base) * 1e3
-        verdict = "ok" if imp <= budget else "OVER"
-        if imp > budget:
+        over = (min(s.imports) - base_min) * 1e3
+        verdict = "ok" if over <= BUDGET_MS[h.imaging_layer] else "OVER"
+        if verdict != "ok":
             problems.append(
-                f"{h.directory.name}: import {report.ms(imp)} is {over:.0f} ms over the "
-                f"baseline, budget {BUDGET_MS[h.imaging_layer]:.0f} ms"
+                f"{h.directory.name}: import (fastest run) is {over:.0f} ms over the baseline "
+                f"(fastest run), budget {BUDGET_MS[h.imaging_layer]:.0f} ms"
             )
         if s.xray:
             problems.append(f"{h.directory.name} imported aws_xray_sdk with tracing off")
@@ -318,6 +319,7 @@ def _report(
                 h.directory.name,
                 "yes" if h.imaging_layer else "no",
                 report.ms(imp),
+                report.ms(min(s.imports)),
                 report.ratio(imp, base),
                 f"{over:+.0f} ms",
                 f"+{BUDGET_MS[h.imaging_layer]:.0f} ms",
@@ -335,8 +337,9 @@ def _report(
                 "status Tracing=true",
                 "no",
                 report.ms(imp),
+                report.ms(min(traced.imports)),
                 report.ratio(imp, base),
-                f"{(imp - base) * 1e3:+.0f} ms",
+                f"{(min(traced.imports) - base_min) * 1e3:+.0f} ms",
                 "",
                 "",
                 report.ms(first),
@@ -350,8 +353,9 @@ def _report(
             "function",
             "imaging",
             "import",
+            "min",
             "/ base",
-            "over base",
+            "min - base min",
             "budget",
             "",
             "1st call",
@@ -360,7 +364,7 @@ def _report(
             "loaded by 1st",
         ],
         rows,
-        "llrrrrlrrrl",
+        "llrrrrrlrrrl",
     )
     return problems
 
