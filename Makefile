@@ -95,7 +95,8 @@ PIP_LAYERS := RuntimeLayer ImagingLayer
 # Wheels for Lambda (python3.13, arm64), whatever this machine is. Pillow 11.3+ publishes
 # only manylinux_2_28 aarch64 wheels; the python3.13 runtime (Amazon Linux 2023) has glibc 2.34.
 # --no-deps: requirements.txt lists the whole closure (boto3/botocore come from the runtime).
-# --no-compile: this interpreter's .pyc files would be for the wrong Python.
+# --no-compile: this interpreter's .pyc files would be for the wrong Python (compile_bytecode
+# below writes python3.13's).
 PIP_LAMBDA := $(firstword $(wildcard $(PY)) python3) -m pip install --quiet \
 	--disable-pip-version-check --no-compile --no-deps --only-binary=:all: \
 	--implementation cp --python-version 3.13 \
@@ -107,6 +108,28 @@ endef
 
 define strip_pycache
 	find "$(ARTIFACTS_DIR)" -depth -name __pycache__ -type d -exec rm -rf {} +
+endef
+
+# Lambda cannot write .pyc files into /opt: without shipped bytecode every cold start compiles
+# every layer module. Compiled by a python3.13 when one is here (PYTHON313=..., python3.13 on
+# PATH, or pyenv's; `sam build --use-container` has one), else skipped: the build says which.
+# unchecked-hash: zipping changes file times, so timestamp-checked .pyc would be ignored.
+# Run after strip_pycache, which would delete them.
+define compile_bytecode
+	@py=""; \
+	for c in $${PYTHON313:-} "$$(command -v python3.13 || true)" \
+	    "$${PYENV_ROOT:-$${HOME:-}/.pyenv}"/versions/3.13*/bin/python3.13; do \
+	  if [ -n "$$c" ] && [ -x "$$c" ] && \
+	      "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then \
+	    py=$$c; break; \
+	  fi; \
+	done; \
+	if [ -n "$$py" ]; then \
+	  "$$py" -m compileall -q --invalidation-mode unchecked-hash "$(ARTIFACTS_DIR)/python"; \
+	  echo "bytecode: compiled $(ARTIFACTS_DIR)/python with $$py ($$("$$py" -V 2>&1))"; \
+	else \
+	  echo "bytecode: no python3.13 found, $(ARTIFACTS_DIR)/python ships source only"; \
+	fi
 endef
 
 # Functions: the handler source only (cwd: a copy of functions/<dir>/).
@@ -123,6 +146,7 @@ $(addprefix build-,$(PIP_LAYERS)):
 	rm -rf "$(ARTIFACTS_DIR)/python/bin"
 	find "$(ARTIFACTS_DIR)/python" -depth -type d -name tests -exec rm -rf {} +
 	$(strip_pycache)
+	$(compile_bytecode)
 
 # CoreLayer: the imgsvc package (cwd: a copy of layers/core/).
 build-CoreLayer:
@@ -130,3 +154,4 @@ build-CoreLayer:
 	mkdir -p "$(ARTIFACTS_DIR)/python"
 	cp -R python/imgsvc "$(ARTIFACTS_DIR)/python/"
 	$(strip_pycache)
+	$(compile_bytecode)

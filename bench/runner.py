@@ -15,18 +15,21 @@ from bench import report
 from bench.env import configure_environment
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Run every section, or only those numbered in argv (`python -m bench 3 4`)."""
+    wanted = {int(a) for a in (sys.argv[1:] if argv is None else argv)}
     configure_environment()  # before anything creates a boto3 client
     # Library deprecation chatter (moto, botocore) would break up the report.
     warnings.simplefilter("ignore", DeprecationWarning)
 
-    from bench import analyze, imports, ingest, library
+    from bench import analyze, coldstart, imports, ingest, library
 
     shared = library.Library()
     sections: list[tuple[str, Callable[[], object]]] = [
         ("Analyze latency: cache miss vs memory hit vs shared hit", analyze.latency),
         ("Analyze bytes read: a ~20 MB JPEG", analyze.bytes_read),
         ("Handler import time (cold start) per function", imports.run),
+        ("Cold start vs boto3 + one client; first invocation; layer bytecode", coldstart.run),
         ("Ingest of a 12 Mpx JPEG: phases, naive baseline, S3 reads", ingest.run),
         ("GET /stats: 20 vs 2,000 images", lambda: library.stats(shared)),
         (
@@ -44,6 +47,8 @@ def main() -> int:
     failed: list[str] = []
     try:
         for number, (title, run) in enumerate(sections, start=1):
+            if wanted and number not in wanted:
+                continue
             report.section(number, title)
             section_start = time.perf_counter()
             try:

@@ -1,8 +1,14 @@
 """Check what `sam build` produced: sizes per function and the contents of the layers.
 
 Reads the built template (.aws-sam/build/template.yaml) and, for every function, adds the
-unzipped size of its code to the sizes of its layers (Globals + its own). Fails when a
-function and its layers reach the limit (100 MiB by default; Lambda's hard limit is 250 MB).
+unzipped size of its code to the sizes of its layers (Globals + its own), bytecode included.
+Fails when a function and its layers reach the limit (120 MiB by default; Lambda's hard
+limit is 250 MB).
+
+Bytecode: when the build found a python3.13, every layer ships ``__pycache__/*.cpython-313.pyc``
+(unchecked-hash) for every module. If any layer has such bytecode, all of every layer's modules
+must have it; bytecode for another Python is dead weight and fails. ``--require-bytecode``
+fails a build without any.
 
 It also audits the layers, since they are installed with `pip --no-deps` for another
 platform: no AWS SDK (the runtime provides it) and no scipy/PyWavelets, every native
@@ -10,7 +16,8 @@ library built for aarch64 and every extension module for CPython 3.13, and every
 dependency of an installed distribution present somewhere in the function's layers, unless
 the runtime provides it or it is a known, deliberate omission.
 
-Usage: python scripts/size_check.py [--build-dir .aws-sam/build] [--limit-mib 100]
+Usage: python scripts/size_check.py [--build-dir .aws-sam/build] [--limit-mib 120]
+       [--require-bytecode]
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ LAMBDA_ENV = {
     "sys_platform": "linux",
 }
 ELF_MACHINE_AARCH64 = 183
+PYC_TAG = "cpython-313"  # sys.implementation.cache_tag of Lambda's python3.13
+PYC_UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
 EXTENSION_TAG = re.compile(r"\.cpython-(\d+)-")
 
 
@@ -129,6 +138,29 @@ def audit_binaries(layer: str, root: Path) -> list[str]:
     return problems
 
 
+def audit_bytecode(layer: str, root: Path) -> tuple[int, int, list[str]]:
+    """(modules, modules with python3.13 bytecode, problems) of one layer."""
+    problems = []
+    sources = sorted(root.rglob("*.py"))
+    compiled = 0
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.{PYC_TAG}.pyc"
+        if not pyc.is_file():
+            continue
+        compiled += 1
+        with pyc.open("rb") as fh:
+            flags = int.from_bytes(fh.read(8)[4:8], "little")
+        if flags != PYC_UNCHECKED_HASH:
+            problems.append(f"{layer}: {pyc.relative_to(root)} is not unchecked-hash bytecode")
+    other = sorted(p for p in root.rglob("*.pyc") if f".{PYC_TAG}." not in p.name)
+    if other:
+        problems.append(
+            f"{layer}: {len(other)} .pyc files for another Python, "
+            f"e.g. {other[0].relative_to(root)}"
+        )
+    return len(sources), compiled, problems
+
+
 def installed(root: Path) -> dict[str, metadata.Distribution]:
     return {
         canonicalize_name(d.metadata["Name"]): d for d in metadata.distributions(path=[str(root)])
@@ -190,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build-dir", type=Path, default=Path(".aws-sam/build"))
     parser.add_argument("--source-template", type=Path, default=None)
-    parser.add_argument("--limit-mib", type=float, default=100.0)
+    parser.add_argument("--limit-mib", type=float, default=120.0)
+    parser.add_argument(
+        "--require-bytecode", action="store_true", help="fail unless the layers ship 3.13 bytecode"
+    )
     args = parser.parse_args(argv)
 
     built = args.build_dir / "template.yaml"
@@ -208,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     problems: list[str] = []
     layer_sizes: dict[str, int] = {}
     layer_dists: dict[str, dict[str, metadata.Distribution]] = {}
-    print(f"{'layer':<16} {'MiB':>8}  distributions")
+    bytecode: dict[str, tuple[int, int]] = {}
+    print(f"{'layer':<16} {'MiB':>8} {'3.13 .pyc':>11}  distributions")
     for layer, content in sorted(layers.items()):
         root = args.build_dir / content
         if not root.is_dir():
@@ -218,9 +254,30 @@ def main(argv: list[str] | None = None) -> int:
         dists = installed(root / "python")
         layer_dists[layer] = dists
         names = ", ".join(f"{n}=={d.version}" for n, d in sorted(dists.items())) or "-"
-        print(f"{layer:<16} {fmt_mib(layer_sizes[layer])}  {names}")
+        modules, compiled, pyc_problems = audit_bytecode(layer, root)
+        bytecode[layer] = (modules, compiled)
+        pyc = f"{compiled}/{modules}"
+        print(f"{layer:<16} {fmt_mib(layer_sizes[layer])} {pyc:>11}  {names}")
+        problems += pyc_problems
         problems += audit_binaries(layer, root)
         problems += [f"{layer}: must not contain {n}" for n in sorted(FORBIDDEN & set(dists))]
+
+    if any(compiled for _, compiled in bytecode.values()):
+        for layer, (modules, compiled) in sorted(bytecode.items()):
+            if compiled < modules:
+                problems.append(
+                    f"{layer}: {modules - compiled} of {modules} modules have no {PYC_TAG} "
+                    "bytecode, though the build compiled some (a partial compile?)"
+                )
+        bytecode_note = f"layers ship {PYC_TAG} bytecode (unchecked-hash)"
+    else:
+        bytecode_note = (
+            f"no {PYC_TAG} bytecode in the layers (built without python3.13): every cold start "
+            "compiles every layer module"
+        )
+        if args.require_bytecode:
+            problems.append(f"--require-bytecode: {bytecode_note}")
+    print(f"\nbytecode: {bytecode_note}")
 
     limit = int(args.limit_mib * MIB)
     print()

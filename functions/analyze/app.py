@@ -9,7 +9,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from imgsvc.analyze import AnalyzeRequest, analyze_url
 from imgsvc.cache import AnalysisCache
-from imgsvc.http import api_handler, create_app, metrics, responses
+from imgsvc.http import api_handler, create_app, responses
+from imgsvc.observability import metrics
 from imgsvc.schemas import Analysis
 
 app = create_app()

@@ -6,8 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
-from imgsvc.http import logger, tracer
 from imgsvc.ingest import ingest_upload_object
+from imgsvc.observability import logger, tracer
 from imgsvc.storage import decode_event_key
 
 

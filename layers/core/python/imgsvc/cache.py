@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from imgsvc import aws
 from imgsvc.config import get_settings
-from imgsvc.http import logger
+from imgsvc.observability import logger
 
 V = TypeVar("V")
 

@@ -45,6 +45,7 @@ class Settings:
     cache_ttl_seconds: int
     stats_day_shards: int
     content_url_ttl_seconds: int
+    tracing_enabled: bool
 
 
 def get_settings() -> Settings:
@@ -64,4 +65,5 @@ def get_settings() -> Settings:
         cache_ttl_seconds=_int("CACHE_TTL_SECONDS", 3600),
         stats_day_shards=_int("STATS_DAY_SHARDS", 10),
         content_url_ttl_seconds=_int("CONTENT_URL_TTL_SECONDS", 300),
+        tracing_enabled=_bool("TRACING_ENABLED", False),
     )

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import logging
 import re
 import socket
 import ssl
@@ -61,8 +60,7 @@ from imgsvc.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-
-logger = logging.getLogger(__name__)
+from imgsvc.observability import logger
 
 USER_AGENT = f"imgsvc/{__version__} (image service URL fetcher)"
 ACCEPT = "image/*"
@@ -371,7 +369,9 @@ def _resolve_checked(
     for address in addresses:
         reason = blocked_reason(address, allow_private=allow_private)
         if reason:
-            logger.info("blocked fetch of %s: %s is %s", target.host, address, reason)
+            logger.warning(
+                "blocked fetch", extra={"host": target.host, "address": address, "reason": reason}
+            )
             lead = "The URL redirected to host" if redirected else "The URL's host"
             raise BlockedUrl(
                 f"{lead} '{target.host}' resolves to a {reason} address, and only "

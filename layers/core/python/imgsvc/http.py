@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
-import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import (
     APIGatewayRestResolver,
     CORSConfig,
@@ -33,13 +31,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ValidationError
 
 from imgsvc.errors import BadRequest, NotFound, ServiceError, UnsupportedMediaType
+from imgsvc.observability import logger, metrics, tracer
 from imgsvc.schemas import IMAGE_ID_PATTERN, UPLOAD_ID_PATTERN
-
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-# Most functions publish only the cold-start metric; Powertools would warn on every other call.
-warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 M = TypeVar("M", bound=BaseModel)
 

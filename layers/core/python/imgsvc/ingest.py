@@ -13,7 +13,7 @@ from typing import Any
 from imgsvc import records, storage
 from imgsvc.config import get_settings
 from imgsvc.errors import InvalidImage, PayloadTooLarge
-from imgsvc.http import logger
+from imgsvc.observability import logger
 from imgsvc.records import IngestSource
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from imgsvc import records, storage
 from imgsvc.errors import BadRequest
-from imgsvc.http import logger
+from imgsvc.observability import logger
 
 IMAGE_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 # One DELETE /images?confirm=true call deletes at most this many, to finish inside the
