@@ -42,15 +42,16 @@ function cropTool(image, picture, frame) {
     return h("label", {}, name, inputs[name]);
   });
   const out = h("div", { id: "crop-result", role: "status" });
-  const scale = () => image.display_width / picture.clientWidth;
 
   function showBox(box) {
-    const s = scale();
+    // In percent of the picture: the rectangle stays put when the picture is resized.
+    const w = image.display_width;
+    const ht = image.display_height;
     rect.hidden = false;
-    rect.style.left = `${box.left / s}px`;
-    rect.style.top = `${box.top / s}px`;
-    rect.style.width = `${(box.right - box.left) / s}px`;
-    rect.style.height = `${(box.bottom - box.top) / s}px`;
+    rect.style.left = `${(box.left / w) * 100}%`;
+    rect.style.top = `${(box.top / ht) * 100}%`;
+    rect.style.width = `${((box.right - box.left) / w) * 100}%`;
+    rect.style.height = `${((box.bottom - box.top) / ht) * 100}%`;
     for (const k of Object.keys(inputs)) inputs[k].value = box[k];
   }
 
@@ -60,11 +61,15 @@ function cropTool(image, picture, frame) {
     const r = picture.getBoundingClientRect();
     return [clamp(ev.clientX - r.left, r.width), clamp(ev.clientY - r.top, r.height)];
   };
+  // Displayed CSS pixels to the image's pixels (after orientation, as the browser shows it).
   const boxFrom = (a, b) => {
-    const s = scale();
+    const sx = image.display_width / picture.clientWidth;
+    const sy = image.display_height / picture.clientHeight;
+    const x = (v) => clamp(Math.round(v * sx), image.display_width);
+    const y = (v) => clamp(Math.round(v * sy), image.display_height);
     return {
-      left: Math.round(Math.min(a[0], b[0]) * s), top: Math.round(Math.min(a[1], b[1]) * s),
-      right: Math.round(Math.max(a[0], b[0]) * s), bottom: Math.round(Math.max(a[1], b[1]) * s),
+      left: x(Math.min(a[0], b[0])), top: y(Math.min(a[1], b[1])),
+      right: x(Math.max(a[0], b[0])), bottom: y(Math.max(a[1], b[1])),
     };
   };
   frame.addEventListener("pointerdown", (ev) => {
