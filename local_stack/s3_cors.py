@@ -13,6 +13,7 @@ applies. A preflight without one is 403; a request without one gets no CORS head
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -33,6 +34,13 @@ _FORBIDDEN = (
     b"Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."
     b"</Message></Error>"
 )
+
+
+_INTERNAL = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+    b"<Message>The local S3 endpoint (moto) failed on this request.</Message></Error>"
+)
+log = logging.getLogger("local_stack")
 
 
 def _matches(value: str, patterns: Iterable[str]) -> bool:
@@ -155,4 +163,14 @@ class S3Cors:
                 kept += response_headers(rule, origin)
             return start_response(status, kept, *exc)
 
-        return self.app(environ, cors_start_response)
+        try:
+            return self.app(environ, cors_start_response)
+        except Exception:
+            # moto raises on some malformed requests (a POST without a key field) where S3
+            # answers an error: answer one the page can read, and log the traceback.
+            log.exception("moto failed on %s %s", method, environ.get("PATH_INFO"))
+            cors_start_response(
+                "500 Internal Server Error",
+                [("Content-Type", "application/xml"), ("Content-Length", str(len(_INTERNAL)))],
+            )
+            return [_INTERNAL]

@@ -31,6 +31,13 @@ def no_console_errors(browser: Browser) -> None:
     assert errors == [], errors
 
 
+LOADED = "return [...document.querySelectorAll(arguments[0])].every(i => i.naturalWidth > 0)"
+
+
+def wait_images_loaded(browser: Browser, css: str) -> None:
+    browser.wait(lambda d: d.execute_script(LOADED, css))
+
+
 def images_by_name(stack: LocalStackProcess) -> dict[str, dict]:
     page = stack.session.get(stack.url("/images?limit=100"), timeout=10).json()
     return {image["name"]: image for image in page["images"]}
@@ -87,11 +94,7 @@ def test_upload_gallery_image_page_delete_and_stats(
     broken = states[BROKEN]
     assert broken.get_attribute("data-state") == "rejected"
     assert broken.find_element("css selector", ".result").text.strip()  # the reason, in words
-    browser.wait(
-        lambda d: d.execute_script(
-            "return [...document.querySelectorAll('#upload-list img')].every(i => i.complete && i.naturalWidth > 0)"
-        )
-    )
+    wait_images_loaded(browser, "#upload-list img")
     browser.screenshots("upload")
     no_console_errors(browser)
 
@@ -100,11 +103,7 @@ def test_upload_gallery_image_page_delete_and_stats(
     browser.wait(lambda _: len(browser.all("#gallery li")) == len(GOOD))
     names = [c.find_element("css selector", ".name").text for c in browser.all("#gallery li")]
     assert sorted(names) == sorted(GOOD)  # the duplicate is the same image
-    browser.wait(
-        lambda d: d.execute_script(
-            "return [...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)"
-        )
-    )
+    wait_images_loaded(browser, "#gallery img")
     browser.screenshots("gallery")
 
     # ---------------------------------------------------------------- image page
