@@ -12,6 +12,7 @@ import requests
 
 from tests.browser.conftest import Browser
 from tests.e2e.conftest import PHOTOS, LocalStackProcess
+from tests.support.photo_server import PhotoServer
 
 pytestmark = pytest.mark.browser
 
@@ -65,8 +66,8 @@ def test_stage_path_without_slash_redirects_and_the_key_is_checked(
     no_console_errors(browser)
 
 
-def test_upload_gallery_image_page_delete_and_stats(
-    browser: Browser, app_stack: LocalStackProcess, tmp_path: Path
+def test_upload_gallery_image_page_delete_stats_and_analyze(
+    browser: Browser, app_stack: LocalStackProcess, photo_server: PhotoServer, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import Select
@@ -205,7 +206,24 @@ def test_upload_gallery_image_page_delete_and_stats(
     browser.screenshots("stats")
 
     # ---------------------------------------------------------------- analyze
+    url = photo_server.url("brick.webp")
     browser.open("analyze")
-    browser.find("#analyze-url")
+    for expected_cache in ("miss", "hit"):
+        field = browser.find("#analyze-url")
+        field.clear()
+        field.send_keys(url)
+        browser.find("#analyze-button").click()
+        browser.wait(lambda _, c=expected_cache: browser.find("#analyze-cache").text.startswith(c))
+        assert browser.find("#analyze-format").text == "WEBP"
+    browser.wait(lambda _: url in [b.text for b in browser.all("#history button")])
     browser.screenshots("analyze")
+    no_console_errors(browser)
+
+    # ---------------------------------------------------------------- delete all, confirmed
+    browser.open("gallery")
+    browser.wait(lambda _: len(browser.all("#gallery li")) == expected - 1)
+    browser.find("#delete-all").click()
+    browser.find("#confirm-delete-all").click()
+    browser.wait(lambda _: browser.find("#gallery-status").text.startswith("No images yet"))
+    assert images_by_name(app_stack) == {}
     no_console_errors(browser)

@@ -13,7 +13,7 @@ export async function renderAnalyze(root) {
       const answer = await api("history?limit=50");
       history.replaceChildren(...answer.cached_items.map((item) => h("li", {},
         h("button", { type: "button", class: "link", onclick: () => { url.value = item; url.focus(); } }, item))));
-      historyStatus.textContent = answer.count ? `${answer.count} cached analyses, newest first` : "No analyses cached yet.";
+      historyStatus.textContent = answer.count ? `${answer.count} cached ${answer.count === 1 ? "analysis" : "analyses"}, newest first` : "No analyses cached yet.";
     } catch (err) {
       historyStatus.replaceChildren(errorBox(err));
     }
