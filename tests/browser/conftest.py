@@ -80,7 +80,10 @@ class Browser:
         self.driver = driver
         self.base = base_url.rstrip("/") + "/"
 
-    def open(self, route: str = "") -> None:
+    def open(self, route: str = "", *, fresh: bool = False) -> None:
+        """Go to a route; fresh: load the page anew (a new hash alone does not reload it)."""
+        if fresh:
+            self.driver.get("about:blank")
         self.driver.get(self.base + (f"#/{route}" if route else ""))
 
     def wait(self, condition: Any, timeout: float = 30) -> Any:

@@ -4,6 +4,7 @@ dragging, compare, ASCII art), delete, the stats; no console errors; screenshots
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -226,4 +227,34 @@ def test_upload_gallery_image_page_delete_stats_and_analyze(
     browser.find("#confirm-delete-all").click()
     browser.wait(lambda _: browser.find("#gallery-status").text.startswith("No images yet"))
     assert images_by_name(app_stack) == {}
+    no_console_errors(browser)
+
+
+def test_a_batch_over_the_per_request_limit_is_split(
+    browser: Browser, app_stack: LocalStackProcess, tmp_path: Path
+) -> None:
+    """51 files: the first 50 open the session, the 51st is added to it (POST .../files)."""
+    from PIL import Image
+
+    browser.driver.execute_script(
+        "localStorage.setItem('imgsvc.apiKey', arguments[0])", app_stack.api_key
+    )
+    count = 51
+    paths = []
+    for i in range(count):  # distinct tiny pictures: each is a new image
+        path = tmp_path / f"dot{i:02d}.png"
+        Image.new("RGB", (8, 8), (i * 5, 255 - i * 5, (i * 37) % 256)).save(path)
+        paths.append(path)
+    browser.open("upload", fresh=True)
+    browser.find("#dropzone")
+    browser.all("#file-input")[0].send_keys("\n".join(str(p) for p in paths))
+    rows = lambda: browser.all("#upload-list li[data-state]")  # noqa: E731
+    browser.wait(
+        lambda _: sum(r.get_attribute("data-state") == "done" for r in rows()) >= count, 120
+    )
+    assert browser.find("#upload-summary").text.endswith(f"{count} done")
+    page = app_stack.session.get(app_stack.url("/images?limit=100"), timeout=10).json()
+    assert sorted(i["name"] for i in page["images"]) == [p.name for p in paths]
+    # One session: the 51st file was added to it.
+    assert len(re.findall(r"POST /prod/uploads/[0-9a-f-]+/files -> 201", app_stack.log())) == 1
     no_console_errors(browser)
