@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=5,
         help="seconds before a failed S3 event is delivered again (Lambda waits minutes)",
     )
+    parser.add_argument(
+        "--stage-prefix",
+        action="store_true",
+        help="serve the API under /<stage>/ as in AWS (http://127.0.0.1:3000/prod/status)",
+    )
     parser.add_argument("--stack-name", default="local", help="for AWS::StackName (names)")
     parser.add_argument(
         "--parameter-overrides",
@@ -88,7 +93,8 @@ def banner(stack: LocalStack) -> str:
     allowed = info["allow_private_urls"]
     lines = [
         f"Local stack from {stack.settings.template}",
-        f"  API           {info['api_url']}   (no stage prefix: {info['api_url']}/status)",
+        f"  API           {info['api_url']}   ({info['api_url']}/status)",
+        f"  Web app       {info['api_url']}/   (open it in a browser; it asks for the API key)",
         f"  AWS endpoint  {info['aws_endpoint']}   (moto: S3, DynamoDB, SQS; AWS_ENDPOINT_URL)",
     ]
     lines += [f"  table         {name}   ({lid})" for lid, name in info["tables"].items()]
@@ -127,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         stack_name=args.stack_name,
         allow_private_urls=os.environ.get("ALLOW_PRIVATE_URLS") or "true",
         retry_delay=args.retry_delay,
+        stage_prefix=args.stage_prefix,
         parameter_overrides=_overrides(args.parameter_overrides),
     )
     stopping = threading.Event()

@@ -62,8 +62,14 @@ def build_event(
     api: Api,
     request_id: str,
     api_key: str | None,
+    context_path: str | None = None,
 ) -> dict[str, Any]:
-    """The proxy event API Gateway sends to Lambda for this request."""
+    """The proxy event API Gateway sends to Lambda for this request. context_path: the path
+    as requested, stage included (served under a stage prefix); else /<stage> + the path."""
+    if context_path is None:
+        path, context_path = request.path, f"/{api.stage}{request.path}"
+    else:
+        path = context_path[len(api.stage) + 1 :] or "/"
     multi_headers: dict[str, list[str]] = {}
     for name, value in request.headers.items():
         multi_headers.setdefault(name, []).append(value)
@@ -79,7 +85,7 @@ def build_event(
     method = request.method.upper()
     return {
         "resource": match.resource,
-        "path": request.path,
+        "path": path,
         "httpMethod": method,
         "headers": {k: v[-1] for k, v in multi_headers.items()},
         "multiValueHeaders": multi_headers,
@@ -93,7 +99,7 @@ def build_event(
             "httpMethod": method,
             "extendedRequestId": request_id,
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "path": f"/{api.stage}{request.path}",
+            "path": context_path,
             "accountId": ACCOUNT_ID,
             "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
             "stage": api.stage,

@@ -39,7 +39,13 @@ class ApiGateway:
     """WSGI app: routes, API keys, CORS preflights, payload limits, then the Lambda proxy."""
 
     def __init__(
-        self, apis: dict[str, Api], routes: Iterable[Route], runtime: Runtime, api_key: str
+        self,
+        apis: dict[str, Api],
+        routes: Iterable[Route],
+        runtime: Runtime,
+        api_key: str,
+        *,
+        stage_prefix: bool = False,
     ):
         self.apis = apis
         self.table = RouteTable(routes)
@@ -47,6 +53,10 @@ class ApiGateway:
         self.api_key = api_key
         # Responses for unknown paths use the API's settings when there is only one API.
         self.default_api = next(iter(apis.values())) if len(apis) == 1 else None
+        if stage_prefix and self.default_api is None:
+            raise ValueError("--stage-prefix needs a template with exactly one API")
+        # As in AWS: every path starts with /<stage>; /<stage> alone is the root resource.
+        self.stage = self.default_api.stage if stage_prefix and self.default_api else None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -71,7 +81,18 @@ class ApiGateway:
         """The response, and the function that produced it (None: API Gateway itself did)."""
         if (request.content_length or 0) > API_PAYLOAD_LIMIT:
             return self._gateway(self.default_api, "REQUEST_TOO_LARGE", request_id), None
-        match = self.table.match(_raw_path(request))
+        raw_path = _raw_path(request)
+        context_path = None
+        if self.stage is not None:
+            prefix = f"/{self.stage}"
+            if raw_path != prefix and not raw_path.startswith(prefix + "/"):
+                # API Gateway's answer for a path outside every stage.
+                body = b'{"message":"Forbidden"}'
+                headers = [("Content-Type", "application/json")]
+                return HttpResponse(403, headers, body), None
+            context_path = request.path  # decoded, as API Gateway reports it
+            raw_path = raw_path[len(prefix) :] or "/"
+        match = self.table.match(raw_path)
         if match is None:
             message = f"No route for {request.method} {request.path}"
             return self._gateway(
@@ -92,7 +113,7 @@ class ApiGateway:
             return error_response(api, 405, "method_not_allowed", message, extra), None
         if route.api_key_required and not self._has_key(request):
             return self._gateway(api, "INVALID_API_KEY", request_id), None
-        return self._invoke(request, request_id, match, route, api), route.function
+        return self._invoke(request, request_id, match, route, api, context_path), route.function
 
     # ---------------------------------------------------------------- steps
     def _has_key(self, request: Request) -> bool:
@@ -129,11 +150,23 @@ class ApiGateway:
         return HttpResponse(200, headers, b"")
 
     def _invoke(
-        self, request: Request, request_id: str, match: Match, route: Route, api: Api
+        self,
+        request: Request,
+        request_id: str,
+        match: Match,
+        route: Route,
+        api: Api,
+        context_path: str | None = None,
     ) -> HttpResponse:
         api_key = request.headers.get("x-api-key")
         event = build_event(
-            request, match=match, route=route, api=api, request_id=request_id, api_key=api_key
+            request,
+            match=match,
+            route=route,
+            api=api,
+            request_id=request_id,
+            api_key=api_key,
+            context_path=context_path,
         )
         size = event_size(event)
         if size > LAMBDA_PAYLOAD_LIMIT:

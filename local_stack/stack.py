@@ -11,6 +11,7 @@ from typing import Any
 
 from local_stack import notifications, resources
 from local_stack.runtime import Runtime, add_layer_paths
+from local_stack.s3_cors import S3Cors
 from local_stack.server import ApiGateway, HttpServer
 from local_stack.template import StackSpec, read_stack
 
@@ -69,7 +70,7 @@ class MotoServer(HttpServer):
         )
 
         super().__init__(
-            DomainDispatcherApplication(create_backend_app),
+            S3Cors(DomainDispatcherApplication(create_backend_app)),
             port,
             request_handler=MotoRequestHandler,
         )
@@ -85,6 +86,7 @@ class Settings:
     stack_name: str = "local"
     allow_private_urls: str = "true"
     retry_delay: int = 5  # seconds before a failed S3 event is delivered again
+    stage_prefix: bool = False  # serve under /<stage>/ as API Gateway does
     parameter_overrides: dict[str, str] = field(default_factory=dict)
 
 
@@ -136,7 +138,10 @@ class LocalStack:
             },
         )
         self._check_environment(runtime)
-        self.api = HttpServer(ApiGateway(spec.apis, spec.routes, runtime, s.api_key), s.port)
+        gateway = ApiGateway(
+            spec.apis, spec.routes, runtime, s.api_key, stage_prefix=s.stage_prefix
+        )
+        self.api = HttpServer(gateway, s.port)
         self.api.start()
         self.pollers = [
             notifications.Poller(d, spec, runtime, sqs, retry_delay=s.retry_delay)
@@ -182,12 +187,20 @@ class LocalStack:
                         ", ".join(sorted(known)),
                     )
 
+    @property
+    def api_url(self) -> str:
+        """The API's base URL, without a trailing slash (with the stage under --stage-prefix)."""
+        assert self.api and self.spec
+        if self.settings.stage_prefix and len(self.spec.apis) == 1:
+            return f"{self.api.url}/{next(iter(self.spec.apis.values())).stage}"
+        return self.api.url
+
     def info(self) -> dict[str, Any]:
         """What clients need: the ready file's content."""
         assert self.spec and self.api and self.moto
         spec = self.spec
         return {
-            "api_url": self.api.url,
+            "api_url": self.api_url,
             "aws_endpoint": self.moto.url,
             "api_key": self.settings.api_key,
             "region": spec.region,

@@ -836,3 +836,15 @@ def test_real_template_reads_completely() -> None:
         env = function.environment
         assert env.get("TABLE_NAME") == table.name, function.logical_id
         assert env.get("BUCKET_NAME") == bucket.name, function.logical_id
+
+
+def test_stage_prefix_serves_the_api_under_its_stage(spec, runtime) -> None:
+    client = Client(ApiGateway(spec.apis, spec.routes, runtime, KEY, stage_prefix=True))
+    status, body, _ = get_json(client, "/v1/items/a")
+    assert status == 200
+    assert body["event"]["path"] == "/items/a"
+    assert body["event"]["requestContext"]["path"] == "/v1/items/a"
+    # Outside the stage, API Gateway answers 403 Forbidden.
+    status, body, _ = get_json(client, "/items/a")
+    assert (status, body) == (403, {"message": "Forbidden"})
+    assert get_json(client, "/v2/items/a")[0] == 403

@@ -48,12 +48,15 @@ FUNCTIONS: dict[str, tuple[str, bool, set[tuple[str, str]]]] = {
     "SimilarFunction": ("similar", False, {("GET", "/images/{image_id}/similar")}),
     "AsciiFunction": ("ascii", True, {("GET", "/images/{image_id}/ascii")}),
     "StatsFunction": ("stats", False, {("GET", "/stats")}),
+    "WebAppFunction": ("webapp", False, {("GET", "/"), ("GET", "/static/{version}/{name}")}),
 }
 NO_API_KEY = {
     ("GET", "/status"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/images/{image_id}/content"),
+    ("GET", "/"),
+    ("GET", "/static/{version}/{name}"),
 }
 # Functions that only read: no write policy templates, no S3 writes.
 READ_ONLY = {
@@ -63,6 +66,7 @@ READ_ONLY = {
     "SimilarFunction",
     "AsciiFunction",
     "StatsFunction",
+    "WebAppFunction",
 }
 WRITE_ACTIONS = re.compile(r"^(s3:(Put|Delete|Copy)|dynamodb:(Put|Update|Delete|BatchWrite))", re.I)
 WRITE_POLICY_TEMPLATES = {

@@ -75,7 +75,8 @@ def ingest_upload_object(key: str, size: int | None) -> dict[str, Any]:
         storage.delete_object(key)  # a redelivery after the first run removed it, or a crash
         return {"key": key, "outcome": "already_processed", "status": state["status"]}
 
-    source = IngestSource(upload_id=upload_id, filename=filename)
+    # The file's name names the image (the gallery shows it; downloads are saved under it).
+    source = IngestSource(upload_id=upload_id, filename=filename, name=filename)
     limit = get_settings().max_upload_bytes
     try:
         if size is not None and size > limit:

@@ -35,7 +35,7 @@ def list_page(limit: int, cursor: str | None) -> dict[str, Any]:
 
 def content_url(image_id: str) -> str:
     image = get(image_id)
-    return storage.download_url(image["image_id"], image["format"])
+    return storage.download_url(image["image_id"], image["format"], image.get("name"))
 
 
 def delete(image_id: str) -> dict[str, Any]:

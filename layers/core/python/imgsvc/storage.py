@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus, urlsplit
 
 from botocore.exceptions import ClientError
 
@@ -103,16 +103,63 @@ def delete_object(key: str) -> None:
     aws.s3().delete_object(Bucket=get_settings().bucket_name, Key=key)
 
 
-def download_url(image_id: str, fmt: str) -> str:
+EXTENSIONS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "GIF": "gif",
+    "WEBP": "webp",
+    "TIFF": "tif",
+    "BMP": "bmp",
+}
+
+
+def download_filename(name: str | None, image_id: str, fmt: str) -> str:
+    """The image's name with the extension of its detected format: 'cat.jpeg' of a PNG is
+    'cat.png'; no name gives the id's first 16 characters."""
+    ext = EXTENSIONS.get(fmt, fmt.lower() or "bin")
+    stem = (name or "").strip()
+    base, dot, old_ext = stem.rpartition(".")
+    if dot and base and len(old_ext) <= 5:
+        stem = base
+    stem = "".join(c for c in stem if c.isprintable() and c not in '/\\"')[:200] or image_id[:16]
+    return f"{stem}.{ext}"
+
+
+def content_disposition(kind: str, filename: str) -> str:
+    """RFC 6266: an ASCII fallback name plus the UTF-8 one (RFC 5987) when they differ."""
+    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_")
+    value = f'{kind}; filename="{ascii_name}"'
+    if ascii_name != filename:
+        value += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return value
+
+
+def download_url(image_id: str, fmt: str, name: str | None = None) -> str:
+    """A short-lived GET link that downloads as an attachment named after the image."""
     settings = get_settings()
-    ext = {"JPEG": "jpg"}.get(fmt, fmt.lower())
     return aws.s3().generate_presigned_url(
         "get_object",
         Params={
             "Bucket": settings.bucket_name,
             "Key": image_key(image_id),
             "ResponseContentType": FORMAT_CONTENT_TYPES.get(fmt, "application/octet-stream"),
-            "ResponseContentDisposition": f'inline; filename="{image_id[:16]}.{ext}"',
+            "ResponseContentDisposition": content_disposition(
+                "attachment", download_filename(name, image_id, fmt)
+            ),
         },
         ExpiresIn=settings.content_url_ttl_seconds,
     )
+
+
+def endpoint_origins() -> list[str]:
+    """Origins of the presigned upload and download links (signed locally: no request)."""
+    settings = get_settings()
+    post = aws.s3().generate_presigned_post(Bucket=settings.bucket_name, Key="x", ExpiresIn=60)
+    get = aws.s3().generate_presigned_url(
+        "get_object", Params={"Bucket": settings.bucket_name, "Key": "x"}, ExpiresIn=60
+    )
+    out = []
+    for url in (post["url"], get):
+        parts = urlsplit(url)
+        out.append(f"{parts.scheme}://{parts.netloc}")
+    return sorted(set(out))
