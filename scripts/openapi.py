@@ -20,6 +20,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "core" / "python")]  # a script
 from imgsvc import __version__  # noqa: E402
 from imgsvc.analyze import AnalyzeRequest  # noqa: E402
 from imgsvc.imports import ImportRequest  # noqa: E402
+from imgsvc.library import LookupRequest  # noqa: E402
 from imgsvc.operations import CropRequest  # noqa: E402
 from imgsvc.uploads import AddFilesRequest, CreateUploadRequest  # noqa: E402
 from local_stack.template import read_stack  # noqa: E402
@@ -31,6 +32,7 @@ BODIES = {
     ("POST", "/uploads/{upload_id}/files"): AddFilesRequest,
     ("POST", "/images"): ImportRequest,
     ("POST", "/images/{image_id}/crop"): CropRequest,
+    ("POST", "/images/lookup"): LookupRequest,
 }
 MULTIPART = {
     "type": "object",

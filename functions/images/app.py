@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 
 from imgsvc import library
-from imgsvc.http import api_handler, create_app, query_int
+from imgsvc.http import api_handler, create_app, json_body, parse_model, query_int
 
 app = create_app()
 
@@ -36,6 +36,11 @@ def delete_image(image_id: str) -> dict:
 def delete_all() -> dict:
     confirm = app.current_event.get_query_string_value(name="confirm", default_value="")
     return library.delete_all(confirmed=confirm == "true")
+
+
+@app.post("/images/lookup")
+def lookup_images() -> dict:
+    return library.lookup(parse_model(json_body(app), library.LookupRequest))
 
 
 lambda_handler = api_handler(app)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from imgsvc import __version__
+from imgsvc import __version__, limits
 from imgsvc.http import api_handler, create_app
 
 app = create_app()
@@ -25,7 +25,7 @@ DOCS = """<!doctype html>
 
 @app.get("/status")
 def status() -> dict:
-    return {"status": "ok", "version": __version__}
+    return {"status": "ok", "version": __version__, "limits": limits.published()}
 
 
 @app.get("/openapi.json")

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from imgsvc import records, storage
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, PayloadTooLarge
+from imgsvc.limits import MAX_FILES_PER_REQUEST
 
-MAX_FILES_PER_REQUEST = 50
 DEFAULT_EXPIRY = 300
 MAX_EXPIRY = 3600
 
