@@ -392,8 +392,8 @@ def similar_cmd(state: State, image_id: str, max_distance: int | None, limit: in
         table = Table()
         for column in ("distance", "id", "format", "size", "name"):
             table.add_column(column)
-        for m in _matches(answer):
-            im = m.get("image") or m
+        for im in answer["results"]:
+            m = im
             table.add_row(
                 str(m.get("distance")),
                 str(im.get("image_id", ""))[:12],
@@ -404,13 +404,6 @@ def similar_cmd(state: State, image_id: str, max_distance: int | None, limit: in
         out.print(table)
 
     emit(state, answer, human)
-
-
-def _matches(answer: dict[str, Any]) -> list[dict[str, Any]]:
-    for key in ("similar", "matches", "images", "results"):
-        if isinstance(answer.get(key), list):
-            return answer[key]
-    return []
 
 
 @command(cli, "ascii")

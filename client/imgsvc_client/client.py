@@ -141,7 +141,7 @@ class _MultipartFile:
         )
         quoted = filename.replace('"', "%22")
         head += (
-            f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; '
             f'filename="{quoted}"\r\nContent-Type: {content_type}\r\n\r\n'
         ).encode()
         self._parts = [head, None, f"\r\n--{self.boundary}--\r\n".encode()]
@@ -228,9 +228,7 @@ class Client:
                     raise
                 time.sleep(self._delay(attempt, None))
                 continue
-            retry = response.status_code == 429 or (
-                safe and response.status_code in RETRY_STATUSES
-            )
+            retry = response.status_code == 429 or (safe and response.status_code in RETRY_STATUSES)
             if retry and not last:
                 time.sleep(self._delay(attempt, response))
                 continue
@@ -254,7 +252,8 @@ class Client:
         return self._limits
 
     def analyze(self, url: str) -> dict[str, Any]:
-        return self._json("POST", "/analyze", safe=True, json={"url": url})
+        # image_url: the original name, which the service keeps accepting
+        return self._json("POST", "/analyze", safe=True, json={"image_url": url})
 
     def history(self, limit: int = 100) -> dict[str, Any]:
         return self._json("GET", "/history", safe=True, params={"limit": limit})

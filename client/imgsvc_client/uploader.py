@@ -208,9 +208,7 @@ def collect(paths: list[Path], limits: Limits) -> tuple[list[Source], list[Outco
             sources.extend(_zip_sources(path, parts, namer, limits, rejected))
             return
         name = namer(parts)
-        sources.append(
-            Source(str(path), name, path.stat().st_size, lambda p=path: p.open("rb"))
-        )
+        sources.append(Source(str(path), name, path.stat().st_size, lambda p=path: p.open("rb")))
 
     for path in paths:
         if path.is_dir():
@@ -351,9 +349,15 @@ def upload(
 
     # 3. ask the service which it already holds
     existing = client.lookup(list(primary)) if primary else set()
+    known: dict[str, Outcome] = {}
     for sha in existing:
         src = primary.pop(sha)
-        record(Outcome(src.label, src.name, "duplicate", image_id=sha, reason="in the library"))
+        known[sha] = Outcome(
+            src.label, src.name, "duplicate", image_id=sha, reason="in the library"
+        )
+        record(known[sha])
+    if journal is not None and known:
+        journal.settle(known)  # whatever an earlier run sent of these has been processed
     settled: dict[str, Outcome] = {}
     # 4. the journal: rejected earlier, or sent earlier and perhaps still being processed
     if journal is not None:
@@ -405,8 +409,7 @@ def upload(
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]
             specs: list[FileSpec] = [
-                {"filename": s.name, "content_type": s.content_type, "size": s.size}
-                for s in chunk
+                {"filename": s.name, "content_type": s.content_type, "size": s.size} for s in chunk
             ]
             try:
                 session = client.create_upload(specs)
@@ -448,9 +451,7 @@ def upload(
             journal.settle(done)
 
     # 7. copies inside this run share the verdict of the file that was sent
-    by_sha = {
-        o.image_id: o for o in summary.outcomes if o.image_id and o.status != "rejected"
-    }
+    by_sha = {o.image_id: o for o in summary.outcomes if o.image_id and o.status != "rejected"}
     verdicts = {s.sha256: o for s in sources for o in summary.outcomes if o.label == s.label}
     for src in copies:
         first = verdicts.get(src.sha256)

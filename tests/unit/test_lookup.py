@@ -67,6 +67,8 @@ def test_status_reports_the_limits(h, monkeypatch):
     assert status == 200
     limits = body["limits"]
     assert limits["max_upload_bytes"] == 12345
-    assert "image/jpeg" in limits["content_types"] and "image/svg+xml" not in limits["content_types"]
+    assert (
+        "image/jpeg" in limits["content_types"] and "image/svg+xml" not in limits["content_types"]
+    )
     assert limits["extensions"][".jpg"] == "image/jpeg"
     assert limits["max_files_per_request"] == 50 and limits["max_files_per_session"] == 1000
