@@ -22,7 +22,6 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    MofNCompleteColumn,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
