@@ -156,8 +156,9 @@ class _MultipartFile:
     def __len__(self) -> int:
         return self._length
 
-    def read(self, n: int = -1) -> bytes:
-        n = self.CHUNK if n is None or n < 0 else n
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            return b"".join(iter(lambda: self.read(self.CHUNK), b""))
         while not self._pending and self._index < 3:
             part = self._parts[self._index]
             if part is None:
