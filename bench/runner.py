@@ -20,7 +20,7 @@ def main() -> int:
     # Library deprecation chatter (moto, botocore) would break up the report.
     warnings.simplefilter("ignore", DeprecationWarning)
 
-    from bench import analyze, imports, ingest, library
+    from bench import analyze, cli_upload, imports, ingest, library
 
     shared = library.Library()
     sections: list[tuple[str, Callable[[], object]]] = [
@@ -33,6 +33,7 @@ def main() -> int:
             "Similar images: phash index vs full scan (2,000 images)",
             lambda: library.similar(shared),
         ),
+        ("Bulk upload: imgsvc upload --jobs 8 vs one at a time, and a rerun", cli_upload.run),
     ]
 
     started = time.perf_counter()

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -236,6 +237,7 @@ def test_finds_the_local_stack_by_its_ready_file(own_stack, tmp_path):
     shutil.copy(own_stack.ready_file, tmp_path / ".local-stack" / "ready.json")
     (tmp_path / "sub").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMGSVC_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "client")
     command = [sys.executable, "-m", "imgsvc_client.cli", "ls", "--json", "--limit", "1"]
     done = subprocess.run(command, cwd=tmp_path / "sub", env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
