@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -157,12 +158,20 @@ class _Bar(uploader.Progress):
     def __init__(self, progress: RichProgress, live: bool) -> None:
         self.progress, self.live = progress, live
         self.task: TaskID | None = None
+        self.lock = threading.Lock()
+        self.files = 0
 
     def phase(self, name: str, total_files: int, total_bytes: int) -> None:
         if self.task is not None:
             self.progress.remove_task(self.task)
         self.task = self.progress.add_task(name, total=total_bytes, files=0, nfiles=total_files)
-        self._files = 0
+        self.files = 0
+
+    def step(self) -> None:
+        with self.lock:  # worker threads call this
+            self.files += 1
+            if self.task is not None:
+                self.progress.update(self.task, files=self.files)
 
     def advance(self, nbytes: int) -> None:
         if self.task is not None:
@@ -197,6 +206,7 @@ def upload_cmd(
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
+        TextColumn("{task.fields[files]}/{task.fields[nfiles]} files"),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),

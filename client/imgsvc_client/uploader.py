@@ -91,6 +91,9 @@ class Progress:
 
     def advance(self, nbytes: int) -> None: ...
 
+    def step(self) -> None:
+        """One more file of the current phase is through."""
+
     def file_done(self, outcome: Outcome) -> None: ...
 
 
@@ -336,6 +339,7 @@ def upload(
                 src.sha256 = ""
                 record(Outcome(src.label, src.name, "failed", reason=f"cannot read: {err}"))
             progress.advance(src.size)
+            progress.step()
     sources = [s for s in sources if s.sha256]
 
     # 2. the same content twice in this run is sent once
@@ -402,6 +406,7 @@ def upload(
             summary.bytes_sent += src.size
         if journal is not None:
             journal.mark_sent(src.sha256, upload_id, src.name)
+        progress.step()
         return src
 
     with ThreadPoolExecutor(max(1, jobs)) as pool:
