@@ -20,8 +20,9 @@ import os
 import threading
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -296,6 +297,18 @@ class Journal:
 
 
 # ---------------------------------------------------------------------- the engine
+@contextmanager
+def _pool(jobs: int) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that drops its queued work on Ctrl-C instead of finishing it first."""
+    pool = ThreadPoolExecutor(max(1, jobs))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
 def _from_state(src: Source, state: dict[str, Any]) -> Outcome:
     if state["status"] == "done":
         status = "duplicate" if state.get("duplicate") else "created"
@@ -329,7 +342,7 @@ def upload(
 
     # 1. hash everything (reads each file once; nothing is sent)
     progress.phase("hashing", len(sources), sum(s.size for s in sources))
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
+    with _pool(jobs) as pool:
         futures = {pool.submit(sha256_of, s): s for s in sources}
         for future in as_completed(futures):
             src = futures[future]
@@ -409,7 +422,7 @@ def upload(
         progress.step()
         return src
 
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
+    with _pool(jobs) as pool:
         futures = {}
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]

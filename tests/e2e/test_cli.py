@@ -6,8 +6,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -245,3 +247,34 @@ def test_finds_the_local_stack_by_its_ready_file(own_stack, tmp_path):
     nowhere = subprocess.run(command, cwd=tmp_path.parent, env=env, capture_output=True,
                              timeout=60)  # fmt: skip
     assert nowhere.returncode == 2 and b"make local" in nowhere.stderr
+
+
+def test_ctrl_c_mid_run_then_the_rerun_sends_only_the_rest(own_stack, client, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(20):
+        Image.effect_noise((48, 32), 40 + n).convert("RGB").save(folder / f"noise{n:02d}.png")
+    journal = tmp_path / "journal.json"
+    env = {**os.environ, "IMGSVC_API": own_stack.api_url, "IMGSVC_API_KEY": own_stack.api_key}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "client")
+    command = [sys.executable, "-m", "imgsvc_client.cli", "upload", str(folder), "--jobs", "1",
+               "--json", "--journal", str(journal)]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (journal.exists() and json.loads(journal.read_text())["sent"]):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and b"the next run resumes" in stderr
+    ids = {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in folder.iterdir()}
+    sent_before = set(json.loads(journal.read_text())["sent"]) | client.lookup(list(ids))
+    assert sent_before  # the first run got some way
+
+    done = subprocess.run(command, env=env, capture_output=True, timeout=300)
+    summary = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    assert summary["files_sent"] == 20 - len(sent_before)  # nothing sent twice
+    assert client.lookup(list(ids)) == set(ids)
