@@ -41,7 +41,7 @@ venv: $(STAMP)
 $(STAMP): $(ROOT)/requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -r $(ROOT)/requirements-dev.txt
+	cd $(ROOT) && $(PY) -m pip install --quiet -r requirements-dev.txt  # -e ./client is relative
 	touch $@
 
 lint: venv
