@@ -41,7 +41,7 @@ venv: $(STAMP)
 $(STAMP): $(ROOT)/requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -r $(ROOT)/requirements-dev.txt
+	cd $(ROOT) && $(PY) -m pip install --quiet -r requirements-dev.txt  # -e ./client is relative
 	touch $@
 
 lint: venv
@@ -72,8 +72,14 @@ test: venv
 	$(MAKE) --no-print-directory size
 	cd $(ROOT) && $(PYTEST) tests $(PYTEST_ARGS)
 
+# Ports from the environment (PORT=3100 AWS_PORT=3101 make local); the ready file (URLs, key,
+# resource names) is where imgsvc and other tools look for a running local stack.
+PORT ?= 3000
+AWS_PORT ?= 3001
+LOCAL_READY_FILE ?= $(ROOT)/.local-stack/ready.json
 local: venv
-	cd $(ROOT) && $(PY) -m local_stack
+	cd $(ROOT) && $(PY) -m local_stack --port $(PORT) --aws-port $(AWS_PORT) \
+		--ready-file $(LOCAL_READY_FILE)
 
 bench: venv
 	cd $(ROOT) && $(PY) -m bench

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     # Library deprecation chatter (moto, botocore) would break up the report.
     warnings.simplefilter("ignore", DeprecationWarning)
 
-    from bench import analyze, coldstart, imports, ingest, library
+    from bench import analyze, cli_upload, coldstart, imports, ingest, library
 
     shared = library.Library()
     sections: list[tuple[str, Callable[[], object]]] = [
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             "Similar images: phash index vs full scan (2,000 images)",
             lambda: library.similar(shared),
         ),
+        ("Bulk upload: imgsvc upload --jobs 8 vs one at a time, and a rerun", cli_upload.run),
     ]
 
     started = time.perf_counter()

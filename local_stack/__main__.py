@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -87,6 +88,25 @@ def _configure_logging(verbose: bool) -> None:
     logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+def busy_port(ports: dict[str, int]) -> str | None:
+    """A one-line error for the first port another program holds (werkzeug would print two
+    lines and exit from inside the server's constructor); 0 means any free port."""
+    for option, port in ports.items():
+        if port == 0:
+            continue
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as err:
+                return (
+                    f"cannot start: port {port} ({option}) is taken by another program "
+                    f"({err.strerror}): stop it, or choose free ports, e.g. "
+                    "PORT=3100 AWS_PORT=3101 make local"
+                )
+    return None
+
+
 def banner(stack: LocalStack) -> str:
     info, spec = stack.info(), stack.spec
     assert spec
@@ -147,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
+    busy = busy_port({"--port/PORT": args.port, "--aws-port/AWS_PORT": args.aws_port})
+    if busy:
+        log.error("%s", busy)
+        return 1
     stack = LocalStack(settings)
     try:
         stack.start()

@@ -218,6 +218,7 @@ class LocalStack:
 
 def write_ready_file(path: Path, info: dict[str, Any]) -> None:
     """Written atomically, once both servers listen: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(info, indent=2))
     os.replace(tmp, path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from imgsvc import __version__
+from imgsvc import __version__, limits
 from imgsvc.http import api_handler, create_app, responses
 from imgsvc.schemas import Status
 
@@ -44,13 +44,15 @@ def _docs_page() -> str:
 @app.get(
     "/status",
     summary="Service liveness and version",
-    description="Answers when the API and its functions are up. Needs no API key.",
+    description="Answers when the API and its functions are up, with the limits a client "
+    "should check before sending (upload size, accepted types, files per request and session, "
+    "ids per lookup). Needs no API key.",
     responses=responses({200: ("The service is up.", Status)}),
     tags=["service"],
     security=[],
 )
 def status() -> Status:
-    return Status(status="ok", version=__version__)
+    return {"status": "ok", "version": __version__, "limits": limits.published()}
 
 
 @app.get(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from types import SimpleNamespace
@@ -16,6 +15,7 @@ import pytest
 import requests
 from PIL import Image
 
+from imgsvc_client import ApiError, Client
 from tests.conftest import PHOTOS
 
 if TYPE_CHECKING:
@@ -65,13 +65,7 @@ def upload(stack: LocalStackProcess, files: list[tuple[str, bytes]], workers: in
 
 
 def wait_done(stack: LocalStackProcess, upload_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        files = stack.session.get(stack.url(f"/uploads/{upload_id}")).json()["files"]
-        if all(f["status"] != "pending" for f in files.values()):
-            return files
-        assert time.monotonic() < deadline, f"still pending: {files}"
-        time.sleep(0.2)
+    return Client(stack.api_url, stack.api_key).wait_upload(upload_id, timeout=timeout)
 
 
 def photo(name: str) -> bytes:
@@ -156,13 +150,16 @@ def test_the_same_photo_twice_is_one_image(stack, library):  # library holds the
     assert sum(k["Key"].endswith(state["image_id"]) for k in keys) == 1
 
 
-def test_content_redirects_to_the_stored_bytes(stack, library):
+def test_content_redirects_to_the_stored_bytes(stack, library, tmp_path):
     ids = library.ids
     image_id = ids["horse_rgba.png"]
     response = requests.get(stack.url(f"/images/{image_id}/content"), allow_redirects=False)
     assert response.status_code == 302  # no API key needed
     content = requests.get(response.headers["Location"], timeout=10)
     assert content.status_code == 200 and content.content == photo("horse_rgba.png")
+    keyless = Client(stack.api_url)  # the client follows the same link without a key
+    assert keyless.download(image_id, tmp_path / "h.png") == len(photo("horse_rgba.png"))
+    assert (tmp_path / "h.png").read_bytes() == photo("horse_rgba.png")
 
 
 def noise_png(seed: int) -> bytes:
@@ -245,18 +242,18 @@ def test_ascii_for_every_good_photo(stack, library):
 
 
 def test_analyze_and_history(stack, photo_server):
+    api = Client(stack.api_url, stack.api_key)
     url = photo_server.url("brick.webp")
-    first = stack.session.post(stack.url("/analyze"), json={"image_url": url})
-    second = stack.session.post(stack.url("/analyze"), json={"image_url": url})
-    assert first.status_code == second.status_code == 200
-    assert (first.json()["cache"], second.json()["cache"]) == ("miss", "hit")
-    assert first.json()["result"] == {
+    first, second = api.analyze(url), api.analyze(url)
+    assert (first["cache"], second["cache"]) == ("miss", "hit")
+    assert first["result"] == {
         "format": "WEBP", "size": "512x512", "width": 512, "height": 512, "mode": "RGB"
     }  # fmt: skip
-    history = stack.session.get(stack.url("/history")).json()
+    history = api.history()
     assert history["cached_items"][0] == url and history["count"] == len(history["cached_items"])
-    bad = stack.session.post(stack.url("/analyze"), json={"image_url": "file:///etc/passwd"})
-    assert bad.status_code == 400 and bad.json()["status"] == "error"
+    with pytest.raises(ApiError) as bad:
+        api.analyze("file:///etc/passwd")
+    assert bad.value.status == 400 and bad.value.code == "blocked_url"
 
 
 def test_direct_upload_and_delete(stack, library, monkeypatch):

@@ -211,6 +211,9 @@ def test_every_route_answers_as_recorded(handlers, photo_server, monkeypatch) ->
     step("get", "images", "GET", f"/images/{image_id}")
     step("get_bad_id", "images", "GET", "/images/NOTHEX")
     step("get_unknown", "images", "GET", f"/images/{'a' * 64}")
+    lookup = {"sha256": [image_id, "a" * 64, other_id]}
+    step("lookup", "images", "POST", "/images/lookup", body=lookup)
+    step("lookup_bad", "images", "POST", "/images/lookup", body={"sha256": ["NOTHEX"]})
     step("content", "images", "GET", f"/images/{image_id}/content")
     step("content_unknown", "images", "GET", f"/images/{'a' * 64}/content")
     # operations

@@ -22,6 +22,7 @@ FOLDER = {  # route -> function folder (template.yaml's CodeUri)
     "/uploads/{upload_id}": "uploads",
     "/images": None,  # GET/DELETE: images; POST: import_image
     "/images/{image_id}": "images",
+    "/images/lookup": "images",
     "/images/{image_id}/content": "images",
     "/images/{image_id}/crop": "crop",
     "/images/{image_id}/diff/{other_id}": "diff",
@@ -101,6 +102,7 @@ def test_every_json_route_is_covered() -> None:
         ("POST", "/uploads/{upload_id}/files"),
         ("POST", "/images"),
         ("POST", "/images/{image_id}/crop"),
+        ("POST", "/images/lookup"),
     }
     assert len(CASES) >= 6
 

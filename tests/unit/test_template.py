@@ -40,6 +40,7 @@ FUNCTIONS: dict[str, tuple[str, bool, set[tuple[str, str]]]] = {
             ("GET", "/images/{image_id}"),
             ("DELETE", "/images/{image_id}"),
             ("GET", "/images/{image_id}/content"),
+            ("POST", "/images/lookup"),
         },
     ),
     "ImportFunction": ("import_image", True, {("POST", "/images")}),

@@ -9,13 +9,12 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, model_validator
 
-from imgsvc.config import MIB, get_settings
+from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from imgsvc.ingest import ingest_bytes
+from imgsvc.limits import DIRECT_UPLOAD_MAX_BYTES
 from imgsvc.schemas import ONE_URL, JsonBody, Url, absent_by_default
 
-# Lambda's 6 MB request limit applies after base64, so a direct upload stays under 4 MiB.
-DIRECT_UPLOAD_MAX_BYTES = 4 * MIB
 # Room for the multipart boundaries, part headers and the name/desc fields.
 _MULTIPART_OVERHEAD = 64 * 1024
 NAME_MAX = 200

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field
 
 from imgsvc import records, storage
 from imgsvc.errors import BadRequest
+from imgsvc.limits import MAX_LOOKUP_IDS
 from imgsvc.observability import logger
+from imgsvc.schemas import JsonBody, Sha256
 
 IMAGE_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 # One DELETE /images?confirm=true call deletes at most this many, to finish inside the
@@ -56,3 +60,20 @@ def delete_all(*, confirmed: bool) -> dict[str, Any]:
         except Exception:  # one failure must not hide how many were deleted
             logger.exception("delete failed", extra={"image_id": image["image_id"]})
     return {"status": "deleted", "deleted": deleted, "more": more is not None}
+
+
+class LookupRequest(JsonBody):
+    """POST /images/lookup: which of these sha256 digests the library holds."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sha256": ["0" * 64]}]})
+    sha256: Annotated[list[Sha256], Field(min_length=1, max_length=MAX_LOOKUP_IDS)]
+
+
+def lookup(request: LookupRequest) -> dict[str, Any]:
+    """Split the ids into those that exist and those that do not, in one BatchGetItem call."""
+    wanted = list(dict.fromkeys(request.sha256))  # repeated ids: BatchGetItem refuses them
+    found = records.get_images(wanted)
+    return {
+        "found": [i for i in wanted if i in found],
+        "missing": [i for i in wanted if i not in found],
+    }

@@ -23,11 +23,11 @@ from botocore.exceptions import ClientError
 from imgsvc import aws
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, Conflict, Gone, NotFound
+from imgsvc.limits import MAX_FILES_PER_SESSION
 from imgsvc.similar import index_keys
 
 # Upload records outlive the 30-day stats window so a recount can always see them.
 UPLOAD_RECORD_DAYS = 35
-MAX_FILES_PER_SESSION = 1000
 _TXN_ATTEMPTS = 6
 
 IMAGE_FIELDS = (

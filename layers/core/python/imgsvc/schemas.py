@@ -113,9 +113,20 @@ class ErrorBody(Schema):
     details: dict[str, int | str] | None = None
 
 
+class Limits(Schema):
+    max_upload_bytes: int = Field(description="Largest presigned upload or URL import.")
+    max_direct_upload_bytes: int = Field(description="Largest multipart POST /images.")
+    content_types: list[str] = Field(description="Content types an upload may declare.")
+    extensions: dict[str, str] = Field(description="File extension -> its content type.")
+    max_files_per_request: int
+    max_files_per_session: int
+    max_lookup_ids: int
+
+
 class Status(Schema):
     status: Literal["ok"]
     version: str
+    limits: Limits
 
 
 class AnalysisResult(Schema):
@@ -178,6 +189,11 @@ class DeletedAll(Schema):
     status: Literal["deleted"]
     deleted: int
     more: bool = Field(description="true: more images remain; call again.")
+
+
+class Lookup(Schema):
+    found: list[Sha256] = Field(description="Ids the library holds, in the order sent.")
+    missing: list[Sha256]
 
 
 class PresignedPost(Schema):

@@ -9,16 +9,8 @@ from botocore.exceptions import ClientError
 
 from imgsvc import aws
 from imgsvc.config import get_settings
+from imgsvc.limits import UPLOAD_CONTENT_TYPES
 
-# Content types a presigned upload may declare. Never image/svg+xml: SVG is script, not pixels.
-UPLOAD_CONTENT_TYPES = {
-    "image/jpeg": "JPEG",
-    "image/png": "PNG",
-    "image/gif": "GIF",
-    "image/webp": "WEBP",
-    "image/tiff": "TIFF",
-    "image/bmp": "BMP",
-}
 FORMAT_CONTENT_TYPES = {fmt: ct for ct, fmt in UPLOAD_CONTENT_TYPES.items()}
 
 

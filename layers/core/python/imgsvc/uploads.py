@@ -11,9 +11,9 @@ from pydantic import ConfigDict, Field, field_validator
 from imgsvc import records, storage
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, Conflict, PayloadTooLarge
+from imgsvc.limits import MAX_FILES_PER_REQUEST
 from imgsvc.schemas import FILENAME_RE, FileName, JsonBody, JsonInt
 
-MAX_FILES_PER_REQUEST = 50
 DEFAULT_EXPIRY = 300
 MAX_EXPIRY = 3600
 
