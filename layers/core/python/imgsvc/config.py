@@ -44,6 +44,8 @@ class Settings:
     cache_max_bytes: int
     cache_ttl_seconds: int
     stats_day_shards: int
+    stats_shards: int
+    index_shards: int
     content_url_ttl_seconds: int
 
 
@@ -63,5 +65,7 @@ def get_settings() -> Settings:
         cache_max_bytes=_int("CACHE_MAX_BYTES", 1 * MIB),
         cache_ttl_seconds=_int("CACHE_TTL_SECONDS", 3600),
         stats_day_shards=_int("STATS_DAY_SHARDS", 10),
+        stats_shards=_int("STATS_SHARDS", 32),
+        index_shards=_int("INDEX_SHARDS", 8),
         content_url_ttl_seconds=_int("CONTENT_URL_TTL_SECONDS", 300),
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from imgsvc import aws
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, Conflict, Gone, NotFound
+from imgsvc.shards import index_partitions, merged_newest, shard_of
 from imgsvc.similar import index_keys
 
 # Upload records outlive the 30-day stats window so a recount can always see them.
@@ -53,10 +54,43 @@ def upload_pk(upload_id: str) -> str:
     return f"UPLOAD#{upload_id}"
 
 
-def day_shard(upload_id: str, filename: str) -> int:
-    """The per-day counter shard of an upload: fixed per object so retries hit the same one."""
-    digest = hashlib.sha256(f"{upload_id}/{filename}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % get_settings().stats_day_shards
+# --- counter and listing layout ----------------------------------------------------------------
+# Counters live in STATS_SHARDS partitions ``STATS#SHARD#<k>``, k picked from the image id, so
+# no item or partition is written by every ingest and a delete decrements the shard its ingest
+# incremented. Sort keys are ordered so that one Query from the window's first day reads the
+# days, formats, total and then (bounded) cameras: "DAY#" < "FORMAT#" < "TOTAL" < "~CAMERA#".
+# Items written before sharding (STATS#TOTAL, STATS#FORMAT, STATS#CAMERA, STATS#DAY#<day>) are
+# read as one more shard by imgsvc.stats; the new code never writes them.
+LEGACY_IMAGES_PARTITION = "IMAGES"
+
+
+def stats_pk(shard: int) -> str:
+    return f"STATS#SHARD#{shard}"
+
+
+def stats_shard(image_id: str) -> int:
+    return shard_of(image_id, get_settings().stats_shards)
+
+
+def day_sk(day: str) -> str:
+    return f"DAY#{day}"
+
+
+def format_sk(fmt: str) -> str:
+    return f"FORMAT#{fmt}"
+
+
+TOTAL_SK = "TOTAL"
+CAMERA_PREFIX = "~CAMERA#"
+
+
+def camera_sk(camera: str) -> str:
+    return f"{CAMERA_PREFIX}{camera}"
+
+
+def images_partition(image_id: str) -> str:
+    """The GSI1PK of an image: ``IMAGES#<k>``, one of INDEX_SHARDS listing partitions."""
+    return f"{LEGACY_IMAGES_PARTITION}#{shard_of(image_id, get_settings().index_shards)}"
 
 
 def _plain(value: Any) -> Any:
@@ -124,13 +158,15 @@ def _counter(pk: str, sk: str, delta: int) -> dict[str, Any]:
 
 
 def _image_counters(image: dict[str, Any], delta: int) -> list[dict[str, Any]]:
-    items = [
-        _counter("STATS#TOTAL", "TOTAL", delta),
-        _counter("STATS#FORMAT", image["format"], delta),
-    ]
+    pk = stats_pk(stats_shard(image["image_id"]))
+    items = [_counter(pk, TOTAL_SK, delta), _counter(pk, format_sk(image["format"]), delta)]
     if image.get("camera"):
-        items.append(_counter("STATS#CAMERA", image["camera"], delta))
+        items.append(_counter(pk, camera_sk(image["camera"]), delta))
     return items
+
+
+def _day_counter(image_id: str, now: datetime) -> dict[str, Any]:
+    return _counter(stats_pk(stats_shard(image_id)), day_sk(f"{now:%Y-%m-%d}"), 1)
 
 
 def _file_done(
@@ -196,7 +232,7 @@ def _image_put(
     item = {
         "PK": image_pk(image["image_id"]),
         "SK": "META",
-        "GSI1PK": "IMAGES",
+        "GSI1PK": images_partition(image["image_id"]),
         "GSI1SK": f"{created}#{image['image_id']}",
         **image,
     }
@@ -219,10 +255,9 @@ def commit_ingest(meta: dict[str, Any], source: IngestSource) -> tuple[dict[str,
     """
     table = get_settings().table_name
     image_id = meta["sha256"]
-    shard = day_shard(source.upload_id, source.filename)
     for _ in range(_TXN_ATTEMPTS):
         now = now_utc()
-        day_counter = _counter(f"STATS#DAY#{now:%Y-%m-%d}", f"SHARD#{shard}", 1)
+        day_counter = _day_counter(image_id, now)
         image, put = _image_put(meta, source, now)
         index = [
             {
@@ -338,39 +373,41 @@ def batch_get(table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
     raise RuntimeError("BatchGetItem left keys unprocessed after retries")
 
 
-def _encode_cursor(key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key, default=str).encode()).decode().rstrip("=")
+# A cursor is the GSI1SK of the last image returned, ``<created_at>#<image_id>``: unique and
+# totally ordered, so it is the whole merge state across shards (each shard resumes below it).
+_BOUNDARY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#[0-9a-f]{64}$")
+_BAD_CURSOR = "malformed cursor: pass the next_cursor of the previous page"
 
 
-def _decode_cursor(cursor: str) -> dict[str, Any]:
+def _encode_cursor(boundary: str) -> str:
+    return base64.urlsafe_b64encode(boundary.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, ValueError) as err:
-        raise BadRequest("malformed cursor: pass the next_cursor of the previous page") from err
-    if (
-        not isinstance(key, dict)
-        or set(key) != {"PK", "SK", "GSI1PK", "GSI1SK"}
-        or not all(isinstance(v, str) for v in key.values())
-    ):
-        raise BadRequest("malformed cursor: pass the next_cursor of the previous page")
-    return key
+        raise BadRequest(_BAD_CURSOR) from err
+    if raw.startswith("{"):  # a cursor from before sharding: a LastEvaluatedKey as JSON
+        try:
+            key = json.loads(raw)
+        except ValueError as err:
+            raise BadRequest(_BAD_CURSOR) from err
+        raw = key.get("GSI1SK") if isinstance(key, dict) else None
+    if not isinstance(raw, str) or not _BOUNDARY_RE.match(raw):
+        raise BadRequest(_BAD_CURSOR)
+    return raw
 
 
 def list_images(limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of images, newest first, and the cursor of the next page (None at the end)."""
-    kwargs: dict[str, Any] = {
-        "IndexName": "GSI1",
-        "KeyConditionExpression": Key("GSI1PK").eq("IMAGES"),
-        "ScanIndexForward": False,
-        "Limit": limit,
-    }
-    if cursor:
-        kwargs["ExclusiveStartKey"] = _decode_cursor(cursor)
-    page = aws.table().query(**kwargs)
-    items = [image_view(i) for i in page.get("Items", [])]
-    last = page.get("LastEvaluatedKey")
-    return items, _encode_cursor(last) if last and len(items) == limit else None
+    """A page of images, newest first, and the cursor of the next page (None at the end).
+
+    Reads the INDEX_SHARDS listing partitions and the legacy ``IMAGES`` one, merged.
+    """
+    partitions = index_partitions(LEGACY_IMAGES_PARTITION, get_settings().index_shards)
+    boundary = _decode_cursor(cursor) if cursor else None
+    items, more = merged_newest(partitions, limit, boundary)
+    return [image_view(i) for i in items], _encode_cursor(items[-1]["GSI1SK"]) if more else None
 
 
 def delete_image(image_id: str) -> dict[str, Any]:
@@ -399,7 +436,29 @@ def delete_image(image_id: str) -> dict[str, Any]:
         if reasons[0] == "ConditionalCheckFailed":
             raise NotFound(f"no image with id {image_id}")
         raise RuntimeError(f"delete transaction cancelled: {reasons}")
+    if image.get("camera"):
+        _remove_if_zero(stats_pk(stats_shard(image_id)), camera_sk(image["camera"]))
     return image
+
+
+def _remove_if_zero(pk: str, sk: str) -> None:
+    """Remove a counter that reached zero, so /stats reads only names it reports.
+
+    Outside the transaction (an item cannot be updated and deleted in one). The condition makes
+    it safe against a concurrent ingest: an increment in between leaves the item; one after
+    the removal recreates it (ADD on a missing item starts from 0). Negative shards (a legacy
+    image deleted) stay, so the sum over shards stays exact.
+    """
+    try:
+        aws.table().delete_item(
+            Key={"PK": pk, "SK": sk},
+            ConditionExpression="#c = :zero",
+            ExpressionAttributeNames={"#c": "count"},
+            ExpressionAttributeValues={":zero": 0},
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
 
 
 # --- upload sessions -------------------------------------------------------------------------
