@@ -79,7 +79,7 @@ def _legacy(days: list[str], per_day: dict[str, int], formats: Counter, cameras:
                 per_day[item["PK"].removeprefix("STATS#DAY#")] += int(item["count"])
     for item in _query_page("STATS#FORMAT", _BEFORE_CAMERAS):
         formats[item["SK"]] += int(item["count"])
-    for item in _query_page("STATS#CAMERA", CAMERA_NAMES_PER_SHARD):
+    for item in _query_page("STATS#CAMERA", CAMERA_NAMES_PER_SHARD):  # a shard too
         cameras[item["SK"]] += int(item["count"])
     return total
 
@@ -96,6 +96,7 @@ def get_stats(today: date | None = None) -> dict[str, Any]:
         items = _query_page(
             stats_pk(shard), _BEFORE_CAMERAS + CAMERA_NAMES_PER_SHARD, day_sk(days[0])
         )
+        names = 0
         for item in items:
             sk, count = item["SK"], int(item["count"])
             if sk.startswith("DAY#"):
@@ -106,8 +107,9 @@ def get_stats(today: date | None = None) -> dict[str, Any]:
                 formats[sk.removeprefix("FORMAT#")] += count
             elif sk == TOTAL_SK:
                 total += count
-            elif sk.startswith(CAMERA_PREFIX):
+            elif sk.startswith(CAMERA_PREFIX) and names < CAMERA_NAMES_PER_SHARD:
                 cameras[sk.removeprefix(CAMERA_PREFIX)] += count
+                names += 1
     return _summary(per_day, dict(formats), dict(cameras), total)
 
 
