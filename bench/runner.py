@@ -20,7 +20,7 @@ def main() -> int:
     # Library deprecation chatter (moto, botocore) would break up the report.
     warnings.simplefilter("ignore", DeprecationWarning)
 
-    from bench import analyze, imports, ingest, library
+    from bench import analyze, imports, ingest, library, scale
 
     shared = library.Library()
     sections: list[tuple[str, Callable[[], object]]] = [
@@ -33,6 +33,7 @@ def main() -> int:
             "Similar images: phash index vs full scan (2,000 images)",
             lambda: library.similar(shared),
         ),
+        ("Ingest at scale: DynamoDB contention before vs after sharding (simulated)", scale.run),
     ]
 
     started = time.perf_counter()

@@ -46,7 +46,8 @@ def counters(table) -> dict:
         if not item["PK"].startswith("STATS#"):
             continue
         if item["PK"].startswith("STATS#SHARD#"):
-            kind, _, name = item["SK"].lstrip("~").partition("#")
+            counter = item["SK"].rpartition("#")[0]  # without the slot
+            kind, _, name = counter.lstrip("~").partition("#")
             key = "DAY" if kind == "DAY" else f"{kind}:{name or kind}"
         else:  # the unsharded layout of before
             kind = item["PK"].split("#")[1]

@@ -166,9 +166,12 @@ def test_counters_are_spread_and_zero_cameras_removed(aws, monkeypatch):
     items = counter_items(aws.table)
     assert {i["PK"] for i in items} == {f"STATS#SHARD#{k}" for k in range(4)}
     for image_id in ids:
-        k = shards.shard_of(image_id, 4)
-        total = aws.table.get_item(Key={"PK": f"STATS#SHARD#{k}", "SK": "TOTAL"})["Item"]
-        assert int(total["count"]) == sum(shards.shard_of(i, 4) == k for i in ids)
+        shard, slot = records.stats_shard(image_id)
+        total = aws.table.get_item(Key={"PK": f"STATS#SHARD#{shard}", "SK": f"TOTAL#{slot}"})
+        assert int(total["Item"]["count"]) == [records.stats_shard(i) for i in ids].count(
+            (shard, slot)
+        )
+    assert len({records.stats_shard(i) for i in ids}) > 4  # slots: more items than partitions
     for image_id in ids:
         records.delete_image(image_id)
     left = {i["SK"] for i in counter_items(aws.table)}
@@ -179,6 +182,7 @@ def test_counters_are_spread_and_zero_cameras_removed(aws, monkeypatch):
 
 def test_stats_reads_a_bounded_number_of_camera_names(aws, monkeypatch):
     monkeypatch.setenv("STATS_SHARDS", "1")
+    monkeypatch.setenv("STATS_SLOTS", "1")
     monkeypatch.setattr(stats, "CAMERA_NAMES_PER_SHARD", 3)
     monkeypatch.setattr(stats, "_BEFORE_CAMERAS", 3)  # one day, one format, the total
     now = records.now_utc()

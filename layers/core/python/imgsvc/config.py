@@ -45,6 +45,7 @@ class Settings:
     cache_ttl_seconds: int
     stats_day_shards: int
     stats_shards: int
+    stats_slots: int
     index_shards: int
     content_url_ttl_seconds: int
 
@@ -66,6 +67,7 @@ def get_settings() -> Settings:
         cache_ttl_seconds=_int("CACHE_TTL_SECONDS", 3600),
         stats_day_shards=_int("STATS_DAY_SHARDS", 10),
         stats_shards=_int("STATS_SHARDS", 32),
+        stats_slots=_int("STATS_SLOTS", 8),
         index_shards=_int("INDEX_SHARDS", 8),
         content_url_ttl_seconds=_int("CONTENT_URL_TTL_SECONDS", 300),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
 import re
 import time
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from imgsvc.similar import index_keys
 UPLOAD_RECORD_DAYS = 35
 MAX_FILES_PER_SESSION = 1000
 _TXN_ATTEMPTS = 6
+_RETRYABLE = frozenset({"TransactionConflict", "ThrottlingError"})
+_jitter = random.Random()
 
 IMAGE_FIELDS = (
     "image_id", "format", "width", "height", "mode", "bytes", "sha256", "sha1", "make",
@@ -55,37 +58,46 @@ def upload_pk(upload_id: str) -> str:
 
 
 # --- counter and listing layout ----------------------------------------------------------------
-# Counters live in STATS_SHARDS partitions ``STATS#SHARD#<k>``, k picked from the image id, so
-# no item or partition is written by every ingest and a delete decrements the shard its ingest
-# incremented. Sort keys are ordered so that one Query from the window's first day reads the
-# days, formats, total and then (bounded) cameras: "DAY#" < "FORMAT#" < "TOTAL" < "~CAMERA#".
+# Counters are spread over STATS_SHARDS partitions ``STATS#SHARD#<p>``, each holding
+# STATS_SLOTS copies (slot s) of every counter: p and s come from the image id, so no item
+# or partition is written by every ingest and a delete decrements the item its ingest
+# incremented. Items decide transaction conflicts, partitions the write budget and the
+# number of reads: one Query per partition reads all its slots. Sort keys are ordered so that
+# one Query from the window's first day reads the days, formats, total, then (bounded) the
+# cameras: "DAY#<day>#<s>" < "FORMAT#<f>#<s>" < "TOTAL#<s>" < "~CAMERA#<name>#<s>".
 # Items written before sharding (STATS#TOTAL, STATS#FORMAT, STATS#CAMERA, STATS#DAY#<day>) are
 # read as one more shard by imgsvc.stats; the new code never writes them.
 LEGACY_IMAGES_PARTITION = "IMAGES"
+TOTAL = "TOTAL"
+CAMERA_PREFIX = "~CAMERA#"
 
 
 def stats_pk(shard: int) -> str:
     return f"STATS#SHARD#{shard}"
 
 
-def stats_shard(image_id: str) -> int:
-    return shard_of(image_id, get_settings().stats_shards)
+def stats_shard(image_id: str) -> tuple[int, int]:
+    """(partition, slot) of an image's counters."""
+    settings = get_settings()
+    n = shard_of(image_id, 2**32)
+    return n % settings.stats_shards, (n // settings.stats_shards) % settings.stats_slots
 
 
-def day_sk(day: str) -> str:
-    return f"DAY#{day}"
+def day_sk(day: str, slot: int | None = None) -> str:
+    """A day counter's sort key; without a slot, the prefix that sorts before all slots."""
+    return f"DAY#{day}" if slot is None else f"DAY#{day}#{slot}"
 
 
-def format_sk(fmt: str) -> str:
-    return f"FORMAT#{fmt}"
+def format_sk(fmt: str, slot: int) -> str:
+    return f"FORMAT#{fmt}#{slot}"
 
 
-TOTAL_SK = "TOTAL"
-CAMERA_PREFIX = "~CAMERA#"
+def total_sk(slot: int) -> str:
+    return f"{TOTAL}#{slot}"
 
 
-def camera_sk(camera: str) -> str:
-    return f"{CAMERA_PREFIX}{camera}"
+def camera_sk(camera: str, slot: int) -> str:
+    return f"{CAMERA_PREFIX}{camera}#{slot}"
 
 
 def images_partition(image_id: str) -> str:
@@ -128,7 +140,8 @@ def _reasons(err: ClientError) -> list[str]:
 def _transact(items: list[dict[str, Any]]) -> list[str] | None:
     """Run a transaction; None on success, else the per-item cancellation reason codes.
 
-    Transaction conflicts (a concurrent transaction on the same items) are retried here.
+    Transaction conflicts (a concurrent transaction on the same items) and throttling (a
+    partition over its write budget) are retried here, with backoff.
     """
     for attempt in range(_TXN_ATTEMPTS):
         try:
@@ -138,11 +151,21 @@ def _transact(items: list[dict[str, Any]]) -> list[str] | None:
             if err.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
             reasons = _reasons(err)
-            if "TransactionConflict" in reasons and attempt + 1 < _TXN_ATTEMPTS:
-                time.sleep(0.05 * 2**attempt)
+            if _RETRYABLE & set(reasons) and attempt + 1 < _TXN_ATTEMPTS:
+                time.sleep(retry_delay(attempt))
                 continue
             return reasons
     return None  # pragma: no cover - the loop always returns
+
+
+def retry_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry ``attempt + 1`` of a cancelled transaction.
+
+    Exponential, with jitter so that transactions cancelled by the same conflict do not
+    retry in step and collide again (bench/contention.py simulates with this function).
+    """
+    base = 0.05 * 2**attempt
+    return (rng or _jitter).uniform(base / 2, base)
 
 
 def _counter(pk: str, sk: str, delta: int) -> dict[str, Any]:
@@ -158,15 +181,20 @@ def _counter(pk: str, sk: str, delta: int) -> dict[str, Any]:
 
 
 def _image_counters(image: dict[str, Any], delta: int) -> list[dict[str, Any]]:
-    pk = stats_pk(stats_shard(image["image_id"]))
-    items = [_counter(pk, TOTAL_SK, delta), _counter(pk, format_sk(image["format"]), delta)]
+    shard, slot = stats_shard(image["image_id"])
+    pk = stats_pk(shard)
+    items = [
+        _counter(pk, total_sk(slot), delta),
+        _counter(pk, format_sk(image["format"], slot), delta),
+    ]
     if image.get("camera"):
-        items.append(_counter(pk, camera_sk(image["camera"]), delta))
+        items.append(_counter(pk, camera_sk(image["camera"], slot), delta))
     return items
 
 
 def _day_counter(image_id: str, now: datetime) -> dict[str, Any]:
-    return _counter(stats_pk(stats_shard(image_id)), day_sk(f"{now:%Y-%m-%d}"), 1)
+    shard, slot = stats_shard(image_id)
+    return _counter(stats_pk(shard), day_sk(f"{now:%Y-%m-%d}", slot), 1)
 
 
 def _file_done(
@@ -437,7 +465,8 @@ def delete_image(image_id: str) -> dict[str, Any]:
             raise NotFound(f"no image with id {image_id}")
         raise RuntimeError(f"delete transaction cancelled: {reasons}")
     if image.get("camera"):
-        _remove_if_zero(stats_pk(stats_shard(image_id)), camera_sk(image["camera"]))
+        shard, slot = stats_shard(image_id)
+        _remove_if_zero(stats_pk(shard), camera_sk(image["camera"], slot))
     return image
 
 

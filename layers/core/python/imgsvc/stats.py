@@ -1,8 +1,8 @@
 """Statistics read from the counters ingest maintains: the cost is the same at any size.
 
 A request makes a fixed number of calls whatever the number of images: one Query per counter
-shard (``STATS#SHARD#<k>``: the window's days, the formats, the total and at most
-CAMERA_NAMES_PER_SHARD camera names, in one page), plus the counters written before sharding
+partition (``STATS#SHARD#<p>``, all its slots: the window's days, the formats, the total and
+at most CAMERA_NAMES_PER_SHARD camera names, in one page), plus the counters written before sharding
 read as one more shard (30 x STATS_DAY_SHARDS day items and the total in BatchGetItem calls,
 one bounded Query each for formats and camera models).
 """
@@ -17,14 +17,7 @@ from boto3.dynamodb.conditions import Key
 
 from imgsvc import aws
 from imgsvc.config import get_settings
-from imgsvc.records import (
-    CAMERA_PREFIX,
-    TOTAL_SK,
-    batch_get,
-    day_sk,
-    now_utc,
-    stats_pk,
-)
+from imgsvc.records import CAMERA_PREFIX, TOTAL, batch_get, day_sk, now_utc, stats_pk
 
 DAYS = 30
 TOP_CAMERAS = 10
@@ -91,25 +84,27 @@ def get_stats(today: date | None = None) -> dict[str, Any]:
     formats: Counter[str] = Counter()
     cameras: Counter[str] = Counter()
     total = _legacy(days, per_day, formats, cameras)
-    for shard in range(get_settings().stats_shards):
-        # Sort keys: DAY#<day> < FORMAT#<f> < TOTAL < ~CAMERA#<name>; older days are skipped.
-        items = _query_page(
-            stats_pk(shard), _BEFORE_CAMERAS + CAMERA_NAMES_PER_SHARD, day_sk(days[0])
-        )
-        names = 0
-        for item in items:
-            sk, count = item["SK"], int(item["count"])
-            if sk.startswith("DAY#"):
-                day = sk.removeprefix("DAY#")
+    settings = get_settings()
+    limit = (_BEFORE_CAMERAS + CAMERA_NAMES_PER_SHARD) * settings.stats_slots
+    for shard in range(settings.stats_shards):
+        # Sort keys: DAY#<day>#<s> < FORMAT#<f>#<s> < TOTAL#<s> < ~CAMERA#<name>#<s>; days
+        # before the window are skipped by the key condition.
+        names: set[str] = set()
+        for item in _query_page(stats_pk(shard), limit, day_sk(days[0])):
+            counter, count = item["SK"].rpartition("#")[0], int(item["count"])  # drop the slot
+            if counter.startswith("DAY#"):
+                day = counter.removeprefix("DAY#")
                 if day in per_day:
                     per_day[day] += count
-            elif sk.startswith("FORMAT#"):
-                formats[sk.removeprefix("FORMAT#")] += count
-            elif sk == TOTAL_SK:
+            elif counter.startswith("FORMAT#"):
+                formats[counter.removeprefix("FORMAT#")] += count
+            elif counter == TOTAL:
                 total += count
-            elif sk.startswith(CAMERA_PREFIX) and names < CAMERA_NAMES_PER_SHARD:
-                cameras[sk.removeprefix(CAMERA_PREFIX)] += count
-                names += 1
+            elif counter.startswith(CAMERA_PREFIX):
+                name = counter.removeprefix(CAMERA_PREFIX)
+                if name in names or len(names) < CAMERA_NAMES_PER_SHARD:
+                    names.add(name)
+                    cameras[name] += count
     return _summary(per_day, dict(formats), dict(cameras), total)
 
 
