@@ -189,16 +189,14 @@ def test_stats_reads_a_bounded_number_of_camera_names(aws, monkeypatch):
     for n in range(8):
         ingest_at(monkeypatch, n, now, camera=f"Junk - {n}")
     read = []
-    query = records.aws.table().query
+    query_page = stats._query_page
 
-    def counting(**kwargs):
-        page = query(**kwargs)
-        read.extend(i["SK"] for i in page["Items"] if i["SK"].startswith("~CAMERA#"))
-        return page
+    def counting(*args, **kwargs):
+        items = query_page(*args, **kwargs)
+        read.extend(i["SK"] for i in items if i["SK"].startswith("~CAMERA#"))
+        return items
 
-    table = records.aws.table()
-    monkeypatch.setattr(table, "query", counting)
-    monkeypatch.setattr(records.aws, "table", lambda: table)
+    monkeypatch.setattr(stats, "_query_page", counting)
     s = stats.get_stats()
     assert len(read) == 3  # of 8 names: the read stops at the bound
     monkeypatch.setattr(stats, "_BEFORE_CAMERAS", 40)  # room to spare: still 3 names used

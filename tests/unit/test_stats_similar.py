@@ -55,13 +55,13 @@ def test_stats_read_counts_do_not_grow_with_images(aws):
 
     def requests_for_stats() -> int:
         calls: list[str] = []
-        table, ddb = aws_clients.table(), aws_clients.dynamodb()
-        query, batch_get = table.query, ddb.batch_get_item
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(table, "query", lambda **k: calls.append("query") or query(**k))
-            mp.setattr(ddb, "batch_get_item", lambda **k: calls.append("get") or batch_get(**k))
-            mp.setattr(aws_clients, "table", lambda: table)
+        client = aws_clients.ddb_client()
+        count = lambda event_name, **_: calls.append(event_name)  # noqa: E731
+        client.meta.events.register("before-call.dynamodb.*", count)
+        try:
             stats.get_stats()
+        finally:
+            client.meta.events.unregister("before-call.dynamodb.*", count)
         return len(calls)
 
     for i in range(5):

@@ -10,6 +10,7 @@ one bounded Query each for formats and camera models).
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,13 +27,19 @@ TOP_CAMERAS = 10
 CAMERA_NAMES_PER_SHARD = 100
 # Days in the window, room for every format, the total: what precedes the cameras in a shard.
 _BEFORE_CAMERAS = DAYS + 16 + 1
+_READERS = 8  # shard partitions read at once
 
 
 def _query_page(pk: str, limit: int, first_sk: str | None = None) -> list[dict[str, Any]]:
+    """One page of a partition. Through the client: boto3 clients are thread-safe, resources
+    are not, and the shard partitions are read in parallel."""
     condition = Key("PK").eq(pk)
     if first_sk is not None:
         condition = condition & Key("SK").gte(first_sk)
-    return aws.table().query(KeyConditionExpression=condition, Limit=limit).get("Items", [])
+    page = aws.ddb_client().query(
+        TableName=get_settings().table_name, KeyConditionExpression=condition, Limit=limit
+    )
+    return page.get("Items", [])
 
 
 def _last_days(today: date) -> list[str]:
@@ -86,11 +93,16 @@ def get_stats(today: date | None = None) -> dict[str, Any]:
     total = _legacy(days, per_day, formats, cameras)
     settings = get_settings()
     limit = (_BEFORE_CAMERAS + CAMERA_NAMES_PER_SHARD) * settings.stats_slots
-    for shard in range(settings.stats_shards):
-        # Sort keys: DAY#<day>#<s> < FORMAT#<f>#<s> < TOTAL#<s> < ~CAMERA#<name>#<s>; days
-        # before the window are skipped by the key condition.
+    # Sort keys: DAY#<day>#<s> < FORMAT#<f>#<s> < TOTAL#<s> < ~CAMERA#<name>#<s>; days
+    # before the window are skipped by the key condition.
+    with ThreadPoolExecutor(max_workers=min(_READERS, settings.stats_shards)) as pool:
+        pages = pool.map(
+            lambda shard: _query_page(stats_pk(shard), limit, day_sk(days[0])),
+            range(settings.stats_shards),
+        )
+    for page in pages:
         names: set[str] = set()
-        for item in _query_page(stats_pk(shard), limit, day_sk(days[0])):
+        for item in page:
             counter, count = item["SK"].rpartition("#")[0], int(item["count"])  # drop the slot
             if counter.startswith("DAY#"):
                 day = counter.removeprefix("DAY#")
