@@ -40,7 +40,7 @@ KB = 1024
 class Txn:
     """What one ingest's transaction touches: items it holds, and WCU per partition."""
 
-    items: frozenset[tuple[str, str]]
+    items: tuple[tuple[str, str], ...]  # in request order, as CancellationReasons are
     wcu: tuple[tuple[str, int], ...]  # (partition, write units)
 
 
@@ -67,7 +67,7 @@ def item_size(item: dict[str, Any]) -> int:
 def txn_from_items(transact_items: Iterable[dict[str, Any]]) -> Txn:
     """The Txn of a TransactWriteItems request (boto3 resource-style values, as records
     builds them), with GSI1 writes for items that carry GSI1PK."""
-    items: set[tuple[str, str]] = set()
+    items: list[tuple[str, str]] = []
     wcu: Counter[str] = Counter()
     for entry in transact_items:
         (op, body), *_ = entry.items()
@@ -82,10 +82,10 @@ def txn_from_items(transact_items: Iterable[dict[str, Any]]) -> Txn:
             size = item_size(body["Key"]) + sum(
                 _attr_size(v) for v in body.get("ExpressionAttributeValues", {}).values()
             )
-        items.add(key)
+        items.append(key)
         if op != "ConditionCheck":
             wcu[f"TABLE:{key[0]}"] += 2 * math.ceil(size / KB)
-    return Txn(frozenset(items), tuple(sorted(wcu.items())))
+    return Txn(tuple(items), tuple(sorted(wcu.items())))
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,8 @@ class Rules:
     attempts: int = 6
     retry_delay: Callable[[int, random.Random], float] = lambda a, rng: 0.05 * 2**a
     lambda_retry_delays: tuple[float, ...] = (60.0, 120.0)
+    # Cancellation reasons the retry loop retries (records._RETRYABLE in the bench).
+    retryable: frozenset[str] = frozenset({"TransactionConflict", "ThrottlingError"})
 
 
 @dataclass
@@ -166,11 +168,15 @@ class Simulation:
 
     # --- the rules ---------------------------------------------------------------------------
 
-    def transact(self, now: float, txn: Txn) -> str:
-        """Start a transaction at ``now``: "ok", "conflict" or "throttled"."""
+    def transact(self, now: float, txn: Txn) -> list[str] | None:
+        """Start a transaction at ``now``: None if it commits, else its CancellationReasons
+        codes, one per item in request order, as DynamoDB reports them."""
         if any(self.held.get(item, -1.0) > now for item in txn.items):
             self.result.conflicts += 1
-            return "conflict"
+            return [
+                "TransactionConflict" if self.held.get(item, -1.0) > now else "None"
+                for item in txn.items
+            ]
         rules = self.rules
         buckets = [
             self.buckets.setdefault(
@@ -183,7 +189,7 @@ class Simulation:
             bucket.take(now, 0)
         if any(w > b.tokens for (_, w), b in zip(txn.wcu, buckets, strict=True)):
             self.result.throttles += 1
-            return "throttled"
+            return ["ThrottlingError"] * len(txn.items)
         for (partition, w), bucket in zip(txn.wcu, buckets, strict=True):
             bucket.take(now, w)
             self.result.partition_wcu[partition] += w
@@ -192,15 +198,18 @@ class Simulation:
         for item in txn.items:
             self.held[item] = done
             self.result.item_writes[item] += 1
-        return "ok"
+        return None
 
-    def invocation(self, txn: Txn) -> Generator[Step, str, bool]:
+    def invocation(self, txn: Txn) -> Generator[Step, Any, bool]:
         """One Lambda invocation of an ingest: the work, then the transaction with retries."""
         rules = self.rules
         yield ("sleep", rules.work_seconds * self.rng.uniform(0.5, 1.5))
         for attempt in range(rules.attempts):
-            if (yield ("transact", txn)) == "ok":
+            reasons = yield ("transact", txn)
+            if reasons == "committed":
                 return True
+            if not rules.retryable & set(reasons):
+                return False  # the service raises: the invocation fails
             if attempt + 1 < rules.attempts:
                 self.result.retries += 1
                 yield ("sleep", rules.retry_delay(attempt, self.rng))
@@ -212,9 +221,9 @@ class Simulation:
         rules, result = self.rules, self.result
         fresh = deque((i, 0) for i in range(len(self.txns)))  # (ingest, Lambda attempt)
         retry_at: list[tuple[float, int, int]] = []  # (due, ingest, Lambda attempt)
-        events: list[tuple[float, int, int, str | None]] = []  # (time, seq, worker, value)
+        events: list[tuple[float, int, int, Any]] = []  # (time, seq, worker, value sent)
         seq = itertools.count()
-        running: dict[int, tuple[Generator[Step, str, bool], int, int]] = {}
+        running: dict[int, tuple[Generator[Step, Any, bool], int, int]] = {}
         idle: list[int] = []  # workers with nothing to do (until a Lambda retry is queued)
         now = 0.0
 
@@ -261,9 +270,9 @@ class Simulation:
             if kind == "sleep":
                 heapq.heappush(events, (now + arg, next(seq), worker, "slept"))
             else:
-                outcome = self.transact(now, arg)
-                took = rules.txn_seconds if outcome == "ok" else rules.cancel_seconds
-                heapq.heappush(events, (now + took, next(seq), worker, outcome))
+                reasons = self.transact(now, arg)
+                took = rules.txn_seconds if reasons is None else rules.cancel_seconds
+                heapq.heappush(events, (now + took, next(seq), worker, reasons or "committed"))
         result.seconds = now
         result.peak_wcu_per_s = {p: max(w.values()) for p, w in self.windows.items()}
         return result

@@ -13,7 +13,7 @@ from imgsvc import records, stats
 
 
 def txn(*items: str, partition: str = "P", wcu: int = 2) -> Txn:
-    return Txn(frozenset((i, "X") for i in items), ((partition, wcu),))
+    return Txn(tuple((i, "X") for i in items), ((partition, wcu),))
 
 
 def rules(**kw) -> Rules:
@@ -31,18 +31,19 @@ def test_write_units_of_a_transaction():
             {"ConditionCheck": {"Key": {"PK": "IMAGE#b", "SK": "META"}}},
         ]
     )
-    assert t.items == {("IMAGE#a", "META"), ("STATS#SHARD#1", "TOTAL#0"), ("IMAGE#b", "META")}
+    assert t.items == (("IMAGE#a", "META"), ("STATS#SHARD#1", "TOTAL#0"), ("IMAGE#b", "META"))
     # Transactional: 2 WCU per started KB; the index copy 1 WCU per KB; a check writes nothing.
     assert dict(t.wcu) == {"TABLE:IMAGE#a": 4, "GSI1:IMAGES#1": 2, "TABLE:STATS#SHARD#1": 2}
 
 
 def test_overlapping_transactions_on_one_item_conflict_and_the_loser_holds_nothing():
     sim = Simulation([], 1, rules(txn_seconds=0.025))
-    assert sim.transact(0.0, txn("a", "b")) == "ok"
-    assert sim.transact(0.010, txn("b", "c")) == "conflict"  # b is held until 0.025
-    assert sim.transact(0.012, txn("c")) == "ok"  # the cancelled one took no hold on c
-    assert sim.transact(0.013, txn("d")) == "ok"  # disjoint items never conflict
-    assert sim.transact(0.025, txn("a")) == "ok"  # released at completion
+    assert sim.transact(0.0, txn("a", "b")) is None  # committed
+    # b is held until 0.025: cancelled, with a reason per item as DynamoDB gives them
+    assert sim.transact(0.010, txn("c", "b")) == ["None", "TransactionConflict"]
+    assert sim.transact(0.012, txn("c")) is None  # the cancelled one took no hold on c
+    assert sim.transact(0.013, txn("d")) is None  # disjoint items never conflict
+    assert sim.transact(0.025, txn("a")) is None  # released at completion
     assert sim.result.conflicts == 1
     assert sim.result.item_writes[("b", "X")] == 1 and sim.result.item_writes[("c", "X")] == 1
 
@@ -67,6 +68,15 @@ def test_retries_then_lambda_retries_then_dead_letter():
     assert r.dead_lettered == 0 and r.seconds > 5.0
     r = Simulation(shared, 2, rules(attempts=2, txn_seconds=1.0, lambda_retry_delays=())).run()
     assert (r.committed, r.dead_lettered) == (1, 1)
+
+
+def test_reasons_not_retried_fail_the_invocation_at_once():
+    shared = [txn("hot"), txn("hot")]
+    only_throttling = rules(
+        txn_seconds=1.0, retryable=frozenset({"ThrottlingError"}), lambda_retry_delays=()
+    )
+    r = Simulation(shared, 2, only_throttling).run()
+    assert (r.committed, r.conflicts, r.retries, r.dead_lettered) == (1, 1, 0, 1)
 
 
 def test_simulation_is_deterministic_for_a_seed():
