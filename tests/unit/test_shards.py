@@ -53,6 +53,28 @@ def test_paging_over_shards_with_ties_lists_each_image_once_newest_first(aws, mo
     assert all(len(c) < 130 for c in cursors)  # one boundary, whatever the shard count
 
 
+def test_a_page_reads_about_its_share_of_each_partition(aws, monkeypatch):
+    monkeypatch.setenv("INDEX_SHARDS", "4")
+    for n in range(80):
+        ingest_at(monkeypatch, n, T0 + timedelta(seconds=n))
+    read = []
+    table = records.aws.table()
+    query = table.query
+
+    def counting(**kwargs):
+        page = query(**kwargs)
+        read.append(len(page["Items"]))
+        return page
+
+    monkeypatch.setattr(table, "query", counting)
+    monkeypatch.setattr(records.aws, "table", lambda: table)
+    page, _ = records.list_images(10, None)
+    assert [i["image_id"] for i in page] == [meta(n)["sha256"] for n in range(79, 69, -1)]
+    # 5 partitions (4 shards + legacy): pages of 4 first, a second page where a shard needs it;
+    # reading limit + 1 from every partition would be 44 items.
+    assert len(read) <= 8 and sum(read) <= 28, read
+
+
 def test_cursor_is_stable_while_images_arrive(aws, monkeypatch):
     for n in range(6):
         ingest_at(monkeypatch, n, T0 + timedelta(seconds=n))

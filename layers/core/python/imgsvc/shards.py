@@ -32,8 +32,14 @@ def index_partitions(prefix: str, shards: int) -> list[str]:
     return [f"{prefix}#{k}" for k in range(shards)] + [prefix]
 
 
-def _newest_first(partition: str, boundary: str | None, page_size: int) -> Iterator[dict[str, Any]]:
-    """One partition's GSI1 items, newest first, strictly older than ``boundary``."""
+def _newest_first(
+    partition: str, boundary: str | None, first_page: int, max_page: int
+) -> Iterator[dict[str, Any]]:
+    """One partition's GSI1 items, newest first, strictly older than ``boundary``.
+
+    Pages start at ``first_page`` items (about this partition's share of the answer) and
+    double up to ``max_page``: a uniform spread costs one small query per partition, a skewed
+    one (a table still mostly in the legacy partition) a few more queries, never many."""
     condition = Key("GSI1PK").eq(partition)
     if boundary is not None:
         condition = condition & Key("GSI1SK").lt(boundary)
@@ -41,7 +47,7 @@ def _newest_first(partition: str, boundary: str | None, page_size: int) -> Itera
         "IndexName": "GSI1",
         "KeyConditionExpression": condition,
         "ScanIndexForward": False,
-        "Limit": page_size,
+        "Limit": first_page,
     }
     while True:
         page = aws.table().query(**kwargs)
@@ -49,6 +55,7 @@ def _newest_first(partition: str, boundary: str | None, page_size: int) -> Itera
         if "LastEvaluatedKey" not in page:
             return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        kwargs["Limit"] = min(2 * kwargs["Limit"], max_page)
 
 
 def merged_newest(
@@ -65,7 +72,9 @@ def merged_newest(
     so the last GSI1SK returned is a complete cursor: the next page is everything below it.
     """
     # One more than asked, so "more follow" is known without an empty last page.
-    streams = [_newest_first(p, boundary, limit + 1) for p in partitions]
+    wanted = limit + 1
+    first = min(wanted, -(-wanted // len(partitions)) + 1)
+    streams = [_newest_first(p, boundary, first, wanted) for p in partitions]
     merged = heapq.merge(*streams, key=lambda item: item["GSI1SK"], reverse=True)
     items = list(itertools.islice(filter(keep, merged), limit + 1))
     return items[:limit], len(items) > limit
