@@ -2,9 +2,9 @@
 
 A request makes a fixed number of calls whatever the number of images: one Query per counter
 partition (``STATS#SHARD#<p>``, all its slots: the window's days, the formats, the total and
-at most CAMERA_NAMES_PER_SHARD camera names, in one page), plus the counters written before sharding
-read as one more shard (30 x STATS_DAY_SHARDS day items and the total in BatchGetItem calls,
-one bounded Query each for formats and camera models).
+at most CAMERA_NAMES_PER_SHARD camera names, in one page), plus the counters written before
+sharding, read as one more shard (30 x STATS_DAY_SHARDS day items and the total in
+BatchGetItem calls, one bounded Query each for formats and camera models).
 """
 
 from __future__ import annotations
