@@ -93,7 +93,7 @@ def test_simulation_is_deterministic_for_a_seed():
 
 @pytest.fixture
 def captured():
-    return capture_ingests(200, stats_shards=32, stats_slots=8, index_shards=8)
+    return capture_ingests(200, stats_shards=16, stats_slots=16, index_shards=8)
 
 
 def test_sharded_ingests_share_no_hot_item(captured):
