@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -123,24 +124,30 @@ def count_requests(client: Any, service: str) -> Iterator[Requests]:
 
 
 class Stopwatch:
-    """Seconds accumulated by the functions wrapped with ``wrap`` (outermost calls only)."""
+    """Wall seconds during which at least one wrapped call was running: nested calls (e.g.
+    transact_write_items calling put_item) and concurrent ones (the threads /stats reads
+    with) are counted once."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
-        self._depth = 0
+        self._active = 0
+        self._since = 0.0
+        self._lock = threading.Lock()
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if self._depth:  # e.g. transact_write_items calling put_item: counted once
-                return fn(*args, **kwargs)
-            self._depth += 1
-            start = time.perf_counter()
+            with self._lock:
+                if not self._active:
+                    self._since = time.perf_counter()
+                self._active += 1
             try:
                 return fn(*args, **kwargs)
             finally:
-                self._depth -= 1
-                self.seconds += time.perf_counter() - start
+                with self._lock:
+                    self._active -= 1
+                    if not self._active:
+                        self.seconds += time.perf_counter() - self._since
 
         return wrapper
 

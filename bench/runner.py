@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     # Library deprecation chatter (moto, botocore) would break up the report.
     warnings.simplefilter("ignore", DeprecationWarning)
 
-    from bench import analyze, cli_upload, coldstart, imports, ingest, library
+    from bench import analyze, cli_upload, coldstart, imports, ingest, library, scale
 
     shared = library.Library()
     sections: list[tuple[str, Callable[[], object]]] = [
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: library.similar(shared),
         ),
         ("Bulk upload: imgsvc upload --jobs 8 vs one at a time, and a rerun", cli_upload.run),
+        ("Ingest at scale: DynamoDB contention before vs after sharding (simulated)", scale.run),
     ]
 
     started = time.perf_counter()

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from imgsvc import records, stats
+from imgsvc.config import get_settings
 from imgsvc.records import IngestSource
 from imgsvc.similar import CHUNKS, find_similar, hamming, index_keys
 from tests.conftest import api_event, call, load_handler
@@ -54,13 +55,13 @@ def test_stats_read_counts_do_not_grow_with_images(aws):
 
     def requests_for_stats() -> int:
         calls: list[str] = []
-        table, ddb = aws_clients.table(), aws_clients.dynamodb()
-        query, batch_get = table.query, ddb.batch_get_item
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(table, "query", lambda **k: calls.append("query") or query(**k))
-            mp.setattr(ddb, "batch_get_item", lambda **k: calls.append("get") or batch_get(**k))
-            mp.setattr(aws_clients, "table", lambda: table)
+        client = aws_clients.ddb_client()
+        count = lambda event_name, **_: calls.append(event_name)  # noqa: E731
+        client.meta.events.register("before-call.dynamodb.*", count)
+        try:
             stats.get_stats()
+        finally:
+            client.meta.events.unregister("before-call.dynamodb.*", count)
         return len(calls)
 
     for i in range(5):
@@ -68,7 +69,9 @@ def test_stats_read_counts_do_not_grow_with_images(aws):
     few = requests_for_stats()
     for i in range(5, 40):
         ingest(i, upload=f"a{i}")
-    assert requests_for_stats() == few == 6  # 4 batch gets (301 keys) + 2 queries
+    # One query per counter shard, plus the legacy layout: 4 batch gets (301 keys) + 2 queries.
+    shards = get_settings().stats_shards
+    assert requests_for_stats() == few == shards + 6
 
 
 def test_stats_handler_shape(aws):

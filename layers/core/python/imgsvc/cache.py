@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
 from imgsvc import aws
 from imgsvc.config import get_settings
 from imgsvc.observability import logger
+from imgsvc.shards import index_partitions, merged_newest, shard_of
 
 V = TypeVar("V")
+CACHE_PARTITION = "CACHE"  # GSI1PK of the shared tier's listing (before sharding: the only one)
 
 
 @dataclass
@@ -154,7 +155,7 @@ class AnalysisCache:
             Item={
                 "PK": f"CACHE#{digest}",
                 "SK": "ANALYSIS",
-                "GSI1PK": "CACHE",
+                "GSI1PK": f"{CACHE_PARTITION}#{shard_of(digest, get_settings().index_shards)}",
                 "GSI1SK": f"{now.isoformat()}#{digest}",
                 "url": url,
                 "result": encoded,
@@ -165,18 +166,15 @@ class AnalysisCache:
 
 
 def cached_urls(limit: int = 100) -> list[str]:
-    """URLs the cache holds, newest first, from the shared tier (any container's analyses)."""
+    """URLs the cache holds, newest first, from the shared tier (any container's analyses).
+
+    The index is spread over INDEX_SHARDS partitions (``CACHE#<k>``, k from the URL's digest)
+    plus the legacy unsharded ``CACHE`` one; their newest-first queries are merged.
+    """
     now = time.time()
-    urls: list[str] = []
-    kwargs: dict[str, Any] = {
-        "IndexName": "GSI1",
-        "KeyConditionExpression": Key("GSI1PK").eq("CACHE"),
-        "ScanIndexForward": False,
-    }
-    while len(urls) < limit:
-        page = aws.table().query(**kwargs)
-        urls.extend(item["url"] for item in page.get("Items", []) if int(item["expire_at"]) > now)
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return urls[:limit]
+    items, _ = merged_newest(
+        index_partitions(CACHE_PARTITION, get_settings().index_shards),
+        limit,
+        keep=lambda item: int(item["expire_at"]) > now,
+    )
+    return [item["url"] for item in items]

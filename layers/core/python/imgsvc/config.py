@@ -44,6 +44,9 @@ class Settings:
     cache_max_bytes: int
     cache_ttl_seconds: int
     stats_day_shards: int
+    stats_shards: int
+    stats_slots: int
+    index_shards: int
     content_url_ttl_seconds: int
     tracing_enabled: bool
 
@@ -64,6 +67,9 @@ def get_settings() -> Settings:
         cache_max_bytes=_int("CACHE_MAX_BYTES", 1 * MIB),
         cache_ttl_seconds=_int("CACHE_TTL_SECONDS", 3600),
         stats_day_shards=_int("STATS_DAY_SHARDS", 10),
+        stats_shards=_int("STATS_SHARDS", 16),
+        stats_slots=_int("STATS_SLOTS", 16),
+        index_shards=_int("INDEX_SHARDS", 8),
         content_url_ttl_seconds=_int("CONTENT_URL_TTL_SECONDS", 300),
         tracing_enabled=_bool("TRACING_ENABLED", False),
     )

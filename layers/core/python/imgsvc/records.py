@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
+import random
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,11 +25,14 @@ from imgsvc import aws
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, Conflict, Gone, NotFound
 from imgsvc.limits import MAX_FILES_PER_SESSION
+from imgsvc.shards import index_partitions, merged_newest, shard_of
 from imgsvc.similar import index_keys
 
 # Upload records outlive the 30-day stats window so a recount can always see them.
 UPLOAD_RECORD_DAYS = 35
 _TXN_ATTEMPTS = 6
+_RETRYABLE = frozenset({"TransactionConflict", "ThrottlingError"})
+_jitter = random.Random()
 
 IMAGE_FIELDS = (
     "image_id", "format", "width", "height", "mode", "bytes", "sha256", "sha1", "make",
@@ -53,10 +57,52 @@ def upload_pk(upload_id: str) -> str:
     return f"UPLOAD#{upload_id}"
 
 
-def day_shard(upload_id: str, filename: str) -> int:
-    """The per-day counter shard of an upload: fixed per object so retries hit the same one."""
-    digest = hashlib.sha256(f"{upload_id}/{filename}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % get_settings().stats_day_shards
+# --- counter and listing layout ----------------------------------------------------------------
+# Counters are spread over STATS_SHARDS partitions ``STATS#SHARD#<p>``, each holding
+# STATS_SLOTS copies (slot s) of every counter: p and s come from the image id, so no item
+# or partition is written by every ingest and a delete decrements the item its ingest
+# incremented. Items decide transaction conflicts, partitions the write budget and the
+# number of reads: one Query per partition reads all its slots. Sort keys are ordered so that
+# one Query from the window's first day reads the days, formats, total, then (bounded) the
+# cameras: "DAY#<day>#<s>" < "FORMAT#<f>#<s>" < "TOTAL#<s>" < "~CAMERA#<name>#<s>".
+# Items written before sharding (STATS#TOTAL, STATS#FORMAT, STATS#CAMERA, STATS#DAY#<day>) are
+# read as one more shard by imgsvc.stats; the new code never writes them.
+LEGACY_IMAGES_PARTITION = "IMAGES"
+TOTAL = "TOTAL"
+CAMERA_PREFIX = "~CAMERA#"
+
+
+def stats_pk(shard: int) -> str:
+    return f"STATS#SHARD#{shard}"
+
+
+def stats_shard(image_id: str) -> tuple[int, int]:
+    """(partition, slot) of an image's counters."""
+    settings = get_settings()
+    n = shard_of(image_id, 2**32)
+    return n % settings.stats_shards, (n // settings.stats_shards) % settings.stats_slots
+
+
+def day_sk(day: str, slot: int | None = None) -> str:
+    """A day counter's sort key; without a slot, the prefix that sorts before all slots."""
+    return f"DAY#{day}" if slot is None else f"DAY#{day}#{slot}"
+
+
+def format_sk(fmt: str, slot: int) -> str:
+    return f"FORMAT#{fmt}#{slot}"
+
+
+def total_sk(slot: int) -> str:
+    return f"{TOTAL}#{slot}"
+
+
+def camera_sk(camera: str, slot: int) -> str:
+    return f"{CAMERA_PREFIX}{camera}#{slot}"
+
+
+def images_partition(image_id: str) -> str:
+    """The GSI1PK of an image: ``IMAGES#<k>``, one of INDEX_SHARDS listing partitions."""
+    return f"{LEGACY_IMAGES_PARTITION}#{shard_of(image_id, get_settings().index_shards)}"
 
 
 def _plain(value: Any) -> Any:
@@ -94,7 +140,8 @@ def _reasons(err: ClientError) -> list[str]:
 def _transact(items: list[dict[str, Any]]) -> list[str] | None:
     """Run a transaction; None on success, else the per-item cancellation reason codes.
 
-    Transaction conflicts (a concurrent transaction on the same items) are retried here.
+    Transaction conflicts (a concurrent transaction on the same items) and throttling (a
+    partition over its write budget) are retried here, with backoff.
     """
     for attempt in range(_TXN_ATTEMPTS):
         try:
@@ -104,11 +151,21 @@ def _transact(items: list[dict[str, Any]]) -> list[str] | None:
             if err.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
             reasons = _reasons(err)
-            if "TransactionConflict" in reasons and attempt + 1 < _TXN_ATTEMPTS:
-                time.sleep(0.05 * 2**attempt)
+            if _RETRYABLE & set(reasons) and attempt + 1 < _TXN_ATTEMPTS:
+                time.sleep(retry_delay(attempt))
                 continue
             return reasons
     return None  # pragma: no cover - the loop always returns
+
+
+def retry_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry ``attempt + 1`` of a cancelled transaction.
+
+    Exponential, with jitter so that transactions cancelled by the same conflict do not
+    retry in step and collide again (bench/contention.py simulates with this function).
+    """
+    base = 0.05 * 2**attempt
+    return (rng or _jitter).uniform(base / 2, base)
 
 
 def _counter(pk: str, sk: str, delta: int) -> dict[str, Any]:
@@ -124,13 +181,20 @@ def _counter(pk: str, sk: str, delta: int) -> dict[str, Any]:
 
 
 def _image_counters(image: dict[str, Any], delta: int) -> list[dict[str, Any]]:
+    shard, slot = stats_shard(image["image_id"])
+    pk = stats_pk(shard)
     items = [
-        _counter("STATS#TOTAL", "TOTAL", delta),
-        _counter("STATS#FORMAT", image["format"], delta),
+        _counter(pk, total_sk(slot), delta),
+        _counter(pk, format_sk(image["format"], slot), delta),
     ]
     if image.get("camera"):
-        items.append(_counter("STATS#CAMERA", image["camera"], delta))
+        items.append(_counter(pk, camera_sk(image["camera"], slot), delta))
     return items
+
+
+def _day_counter(image_id: str, now: datetime) -> dict[str, Any]:
+    shard, slot = stats_shard(image_id)
+    return _counter(stats_pk(shard), day_sk(f"{now:%Y-%m-%d}", slot), 1)
 
 
 def _file_done(
@@ -196,7 +260,7 @@ def _image_put(
     item = {
         "PK": image_pk(image["image_id"]),
         "SK": "META",
-        "GSI1PK": "IMAGES",
+        "GSI1PK": images_partition(image["image_id"]),
         "GSI1SK": f"{created}#{image['image_id']}",
         **image,
     }
@@ -219,10 +283,9 @@ def commit_ingest(meta: dict[str, Any], source: IngestSource) -> tuple[dict[str,
     """
     table = get_settings().table_name
     image_id = meta["sha256"]
-    shard = day_shard(source.upload_id, source.filename)
     for _ in range(_TXN_ATTEMPTS):
         now = now_utc()
-        day_counter = _counter(f"STATS#DAY#{now:%Y-%m-%d}", f"SHARD#{shard}", 1)
+        day_counter = _day_counter(image_id, now)
         image, put = _image_put(meta, source, now)
         index = [
             {
@@ -338,39 +401,41 @@ def batch_get(table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
     raise RuntimeError("BatchGetItem left keys unprocessed after retries")
 
 
-def _encode_cursor(key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key, default=str).encode()).decode().rstrip("=")
+# A cursor is the GSI1SK of the last image returned, ``<created_at>#<image_id>``: unique and
+# totally ordered, so it is the whole merge state across shards (each shard resumes below it).
+_BOUNDARY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#[0-9a-f]{64}$")
+_BAD_CURSOR = "malformed cursor: pass the next_cursor of the previous page"
 
 
-def _decode_cursor(cursor: str) -> dict[str, Any]:
+def _encode_cursor(boundary: str) -> str:
+    return base64.urlsafe_b64encode(boundary.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, ValueError) as err:
-        raise BadRequest("malformed cursor: pass the next_cursor of the previous page") from err
-    if (
-        not isinstance(key, dict)
-        or set(key) != {"PK", "SK", "GSI1PK", "GSI1SK"}
-        or not all(isinstance(v, str) for v in key.values())
-    ):
-        raise BadRequest("malformed cursor: pass the next_cursor of the previous page")
-    return key
+        raise BadRequest(_BAD_CURSOR) from err
+    if raw.startswith("{"):  # a cursor from before sharding: a LastEvaluatedKey as JSON
+        try:
+            key = json.loads(raw)
+        except ValueError as err:
+            raise BadRequest(_BAD_CURSOR) from err
+        raw = key.get("GSI1SK") if isinstance(key, dict) else None
+    if not isinstance(raw, str) or not _BOUNDARY_RE.match(raw):
+        raise BadRequest(_BAD_CURSOR)
+    return raw
 
 
 def list_images(limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of images, newest first, and the cursor of the next page (None at the end)."""
-    kwargs: dict[str, Any] = {
-        "IndexName": "GSI1",
-        "KeyConditionExpression": Key("GSI1PK").eq("IMAGES"),
-        "ScanIndexForward": False,
-        "Limit": limit,
-    }
-    if cursor:
-        kwargs["ExclusiveStartKey"] = _decode_cursor(cursor)
-    page = aws.table().query(**kwargs)
-    items = [image_view(i) for i in page.get("Items", [])]
-    last = page.get("LastEvaluatedKey")
-    return items, _encode_cursor(last) if last and len(items) == limit else None
+    """A page of images, newest first, and the cursor of the next page (None at the end).
+
+    Reads the INDEX_SHARDS listing partitions and the legacy ``IMAGES`` one, merged.
+    """
+    partitions = index_partitions(LEGACY_IMAGES_PARTITION, get_settings().index_shards)
+    boundary = _decode_cursor(cursor) if cursor else None
+    items, more = merged_newest(partitions, limit, boundary)
+    return [image_view(i) for i in items], _encode_cursor(items[-1]["GSI1SK"]) if more else None
 
 
 def delete_image(image_id: str) -> dict[str, Any]:
@@ -399,7 +464,30 @@ def delete_image(image_id: str) -> dict[str, Any]:
         if reasons[0] == "ConditionalCheckFailed":
             raise NotFound(f"no image with id {image_id}")
         raise RuntimeError(f"delete transaction cancelled: {reasons}")
+    if image.get("camera"):
+        shard, slot = stats_shard(image_id)
+        _remove_if_zero(stats_pk(shard), camera_sk(image["camera"], slot))
     return image
+
+
+def _remove_if_zero(pk: str, sk: str) -> None:
+    """Remove a counter that reached zero, so /stats reads only names it reports.
+
+    Outside the transaction (an item cannot be updated and deleted in one). The condition makes
+    it safe against a concurrent ingest: an increment in between leaves the item; one after
+    the removal recreates it (ADD on a missing item starts from 0). Negative shards (a legacy
+    image deleted) stay, so the sum over shards stays exact.
+    """
+    try:
+        aws.table().delete_item(
+            Key={"PK": pk, "SK": sk},
+            ConditionExpression="#c = :zero",
+            ExpressionAttributeNames={"#c": "count"},
+            ExpressionAttributeValues={":zero": 0},
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
 
 
 # --- upload sessions -------------------------------------------------------------------------
