@@ -69,6 +69,20 @@ def test_a_new_container_is_answered_by_the_shared_tier(handlers, photo_server):
     assert photo_server.requests("astronaut_nikon.jpg") == 0
 
 
+def test_spellings_of_one_url_share_one_cache_entry(handlers, photo_server):
+    url = photo_server.url("clock.bmp")  # http://127.0.0.1:<port>/clock.bmp
+    assert analyze(handlers, url)[1]["cache"] == "miss"
+    photo_server.reset_counts()
+    for spelling in (url.replace("http://", "HTTP://"), url.replace("127.0.0.1", "127.0.0.1.")):
+        status, body, _ = call(
+            handlers["analyze"], api_event("POST", "/analyze", body={"url": spelling})
+        )
+        assert status == 200 and body["cache"] == "hit", spelling
+    assert photo_server.requests("clock.bmp") == 0
+    _, history, _ = call(handlers["history"], api_event("GET", "/history"))
+    assert history["cached_items"].count(url) == 1
+
+
 def test_a_20_mb_image_is_not_downloaded(handlers, photo_server):
     data = big_jpeg(20)
     assert len(data) > 15 * 1024 * 1024

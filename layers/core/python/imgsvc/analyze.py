@@ -9,8 +9,7 @@ from pydantic import ConfigDict, model_validator
 
 from imgsvc.cache import AnalysisCache
 from imgsvc.config import get_settings
-from imgsvc.errors import BadRequest
-from imgsvc.schemas import MAX_URL_LENGTH, ONE_URL, JsonBody, Url, absent_by_default
+from imgsvc.schemas import ONE_URL, JsonBody, Url, absent_by_default
 
 
 class AnalyzeRequest(JsonBody):
@@ -43,21 +42,14 @@ def _capped(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
         remaining -= len(chunk)
 
 
-def validate_url(url: Any) -> str:
-    if not isinstance(url, str) or not url.strip():
-        raise BadRequest('image_url is required: send {"image_url": "https://..."}')
-    url = url.strip()
-    if len(url) > MAX_URL_LENGTH:
-        raise BadRequest(f"image_url is longer than {MAX_URL_LENGTH} characters")
-    return url
-
-
 def analyze_url(url: str, cache: AnalysisCache) -> tuple[dict[str, Any], str, int]:
     """(result, cache tier "memory"/"shared"/"miss", bytes read from the network)."""
     # Imported here so that importing this module stays cheap for cache hits' cold starts.
-    from imgsvc.fetch import open_url
+    from imgsvc.fetch import open_url, validate_url
     from imgsvc.imaging import probe
 
+    # The one URL validator, which also normalises: HTTPS://Example.COM/a and
+    # https://example.com/a are one URL, one cache entry.
     url = validate_url(url)
     cached, tier = cache.get(url)
     if cached is not None:
