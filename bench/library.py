@@ -258,7 +258,7 @@ def _scan_table() -> tuple[int, list[dict[str, Any]]]:
 
 def _brute_force(image_id: str, images: list[dict[str, Any]]) -> list[tuple[str, int]]:
     """find_similar's answer computed from a scan: every image within MAX_DISTANCE."""
-    from imgsvc.similar import hamming
+    from imgsvc.phash_index import hamming
 
     target = next(i["phash"] for i in images if i["image_id"] == image_id)
     found = [

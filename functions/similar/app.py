@@ -7,8 +7,9 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from imgsvc.http import api_handler, create_app, responses
+from imgsvc.phash_index import MAX_DISTANCE
 from imgsvc.schemas import ImageId, Similar
-from imgsvc.similar import MAX_DISTANCE, find_similar
+from imgsvc.similar import find_similar
 
 app = create_app()
 

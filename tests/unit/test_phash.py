@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from imgsvc.phash import _dct2_rows, phash, phash_hex
-from imgsvc.similar import hamming
+from imgsvc.phash_index import hamming
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = ROOT / "tests" / "data" / "photos"

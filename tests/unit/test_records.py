@@ -9,8 +9,8 @@ import pytest
 
 from imgsvc import records
 from imgsvc.errors import Conflict, Gone, NotFound
+from imgsvc.phash_index import index_keys
 from imgsvc.records import IngestSource
-from imgsvc.similar import index_keys
 
 
 def meta(n: int, fmt: str = "JPEG", camera: str | None = "Canon - EOS") -> dict:

@@ -9,8 +9,9 @@ import pytest
 
 from imgsvc import records, stats
 from imgsvc.config import get_settings
+from imgsvc.phash_index import CHUNKS, hamming, index_keys
 from imgsvc.records import IngestSource
-from imgsvc.similar import CHUNKS, find_similar, hamming, index_keys
+from imgsvc.similar import find_similar
 from tests.conftest import api_event, call, load_handler
 from tests.unit.test_records import meta, session
 

@@ -25,8 +25,8 @@ from imgsvc import aws
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, Conflict, Gone, NotFound
 from imgsvc.limits import MAX_FILES_PER_SESSION
+from imgsvc.phash_index import index_keys
 from imgsvc.shards import index_partitions, merged_newest, shard_of
-from imgsvc.similar import index_keys
 
 # Upload records outlive the 30-day stats window so a recount can always see them.
 UPLOAD_RECORD_DAYS = 35
