@@ -11,6 +11,7 @@ from typing import Any
 
 from local_stack import notifications, resources
 from local_stack.runtime import Runtime, add_layer_paths
+from local_stack.s3_post_policy import PostPolicyMiddleware
 from local_stack.server import ApiGateway, HttpServer
 from local_stack.template import StackSpec, read_stack
 
@@ -68,11 +69,10 @@ class MotoServer(HttpServer):
             create_backend_app,
         )
 
-        super().__init__(
-            DomainDispatcherApplication(create_backend_app),
-            port,
-            request_handler=MotoRequestHandler,
-        )
+        app: Any = DomainDispatcherApplication(create_backend_app)
+        # WSGI middlewares in front of moto, each in its own module (innermost first).
+        app = PostPolicyMiddleware(app)
+        super().__init__(app, port, request_handler=MotoRequestHandler)
 
 
 @dataclass
