@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 from local_stack.cfn import ACCOUNT_ID
 from local_stack.template import Function
@@ -65,6 +65,16 @@ class Invocation:
     payload_bytes: int
     duration_ms: float
     request_id: str
+
+
+class Invoker(Protocol):
+    """What the API emulation and the event pollers call: Runtime, or workers.ProcessRuntime."""
+
+    functions: dict[str, Function]
+
+    def invoke(
+        self, name: str, event: Any, *, request_id: str | None = None, wait: float | None = None
+    ) -> Invocation: ...
 
 
 class LambdaContext:

@@ -28,7 +28,7 @@ from local_stack.events import (
     to_http_response,
 )
 from local_stack.routes import Match, RouteTable
-from local_stack.runtime import Busy, InvocationError, Runtime
+from local_stack.runtime import Busy, InvocationError, Invoker
 from local_stack.template import HTTP_METHODS, Api, Route
 
 log = logging.getLogger("local_stack")
@@ -46,7 +46,7 @@ class ApiGateway:
     """WSGI app: routes, API keys, CORS preflights, payload limits, then the Lambda proxy."""
 
     def __init__(
-        self, apis: dict[str, Api], routes: Iterable[Route], runtime: Runtime, api_key: str
+        self, apis: dict[str, Api], routes: Iterable[Route], runtime: Invoker, api_key: str
     ):
         self.apis = apis
         self.table = RouteTable(routes)
