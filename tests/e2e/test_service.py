@@ -294,3 +294,34 @@ def test_stats_equal_a_recount(stack, library, monkeypatch):
     assert len(stats["uploads_per_day"]) == 30
     assert stats == recount(stack, monkeypatch)
     assert "NIKON CORPORATION - NIKON D850" in stats["top_camera_models"]
+
+
+def test_deletes_racing_parallel_ingests_of_the_same_bytes(stack, library, monkeypatch):
+    """Parallel presigned uploads (three copies of each photo) while the same images are
+    deleted again and again: every record keeps its object, every object has its record."""
+    photos = [noise_png(5000 + i) for i in range(12)]
+    ids = []
+    for i, data in enumerate(photos):
+        response = stack.session.post(
+            stack.url("/images"), files={"image": (f"r{i}.png", data, "image/png")}
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["image_id"])
+    files = [(f"r{i:02d}-{copy}.png", photos[i]) for i in range(12) for copy in range(3)]
+
+    def delete(image_id: str) -> int:
+        return stack.session.delete(stack.url(f"/images/{image_id}")).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        deletes = [pool.submit(delete, image_id) for image_id in ids * 3]
+        upload_id = upload(stack, files, workers=8)
+        codes = [d.result() for d in deletes]
+    assert set(codes) <= {200, 404, 409} and 200 in codes, codes
+    states = wait_done(stack, upload_id, timeout=300)
+    assert all(s["status"] == "done" for s in states.values()), states
+    keys = stack.s3.list_objects_v2(Bucket=stack.bucket_name, Prefix="images/").get("Contents", [])
+    stored = {k["Key"].rsplit("/", 1)[1] for k in keys}
+    for image_id in ids:
+        recorded = stack.session.get(stack.url(f"/images/{image_id}")).status_code == 200
+        assert recorded == (image_id in stored), image_id
+    assert get_stats(stack) == recount(stack, monkeypatch)
