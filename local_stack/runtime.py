@@ -3,7 +3,8 @@
 Each function's handler module is imported by file path under its own module name (every
 handler is ``app.py``) on its first invocation and kept, like a warm Lambda sandbox.
 
-Invocations run one at a time, process-wide. Lambda runs one invocation per sandbox, and
+Invocations run one at a time, process-wide (``workers.ProcessRuntime`` runs several of these
+in worker processes, for the local stack). Lambda runs one invocation per sandbox, and
 handlers rely on that: Powertools keeps the current event in a class attribute
 (``BaseRouter.current_event``), and each function has its own environment variables, which
 we can only give it by setting ``os.environ`` for the duration of the call.
