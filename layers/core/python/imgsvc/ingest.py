@@ -63,6 +63,11 @@ def ingest_upload_object(key: str, size: int | None) -> dict[str, Any]:
     """
     parsed = storage.parse_upload_key(key)
     if parsed is None:
+        if key.startswith(get_settings().upload_prefix):
+            # Under the uploads prefix but no <upload_id>/<filename>: no session can own it.
+            logger.warning("deleting a stray object under the uploads prefix", extra={"key": key})
+            storage.delete_object(key)
+            return {"key": key, "outcome": "deleted_stray"}
         logger.warning("ignoring an object outside the upload key layout", extra={"key": key})
         return {"key": key, "outcome": "ignored"}
     upload_id, filename = parsed

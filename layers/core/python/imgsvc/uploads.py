@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from imgsvc import records, storage
+from imgsvc import names, records, storage
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, PayloadTooLarge
 
@@ -17,8 +17,7 @@ DEFAULT_EXPIRY = 300
 MAX_EXPIRY = 3600
 
 
-# S3 keys are at most 1024 bytes of UTF-8; with the prefix and upload id this leaves room.
-FILENAME_MAX_BYTES = 255
+FILENAME_MAX_BYTES = names.FILENAME_MAX_BYTES
 
 
 class FileSpec(BaseModel):
@@ -30,10 +29,9 @@ class FileSpec(BaseModel):
     @field_validator("filename")
     @classmethod
     def _safe_filename(cls, value: str) -> str:
-        if value in (".", "..") or any(c in value for c in "/\\") or not value.isprintable():
-            raise ValueError("must be a plain file name: no slashes or control characters")
-        if len(value.encode("utf-8")) > FILENAME_MAX_BYTES:
-            raise ValueError(f"must be at most {FILENAME_MAX_BYTES} bytes in UTF-8")
+        problem = names.filename_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("content_type")
