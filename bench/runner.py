@@ -20,12 +20,13 @@ def main() -> int:
     # Library deprecation chatter (moto, botocore) would break up the report.
     warnings.simplefilter("ignore", DeprecationWarning)
 
-    from bench import analyze, imports, ingest, library
+    from bench import analyze, imports, ingest, library, probe
 
     shared = library.Library()
     sections: list[tuple[str, Callable[[], object]]] = [
         ("Analyze latency: cache miss vs memory hit vs shared hit", analyze.latency),
         ("Analyze bytes read: a ~20 MB JPEG", analyze.bytes_read),
+        ("Analyze header probe: hostile structures vs an ordinary file", probe.run),
         ("Handler import time (cold start) per function", imports.run),
         ("Ingest of a 12 Mpx JPEG: phases, naive baseline, S3 reads", ingest.run),
         ("GET /stats: 20 vs 2,000 images", lambda: library.stats(shared)),
