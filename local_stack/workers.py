@@ -29,8 +29,11 @@ from local_stack.template import Function
 
 log = logging.getLogger("local_stack")
 
-# Time the parent allows a worker beyond the function's Timeout before it kills it.
+# Time the parent allows a worker beyond the function's Timeout before it kills it, and more on
+# a worker's first invocation of a function (loading the handler: Lambda's init phase has its
+# own 10 s limit, outside the Timeout).
 _KILL_GRACE_S = 2.0
+_INIT_S = 10.0
 
 
 def _serve(conn: Connection, settings: dict[str, Any], log_level: int) -> None:
@@ -65,16 +68,18 @@ class _Worker:
         )
         self.process.start()
         child.close()
+        self.loaded: set[str] = set()  # functions whose handler this worker has imported
 
-    def call(self, message: tuple[str, str, str], timeout: float) -> tuple[Any, ...] | None:
-        """The worker's reply, or None when it died or ran past ``timeout``."""
+    def call(self, message: tuple[str, str, str], timeout: float) -> tuple[Any, ...]:
+        """The worker's reply; ("timeout",) when it ran past ``timeout``, ("died",) when it
+        exited (a closed pipe wakes poll() too, and recv() then fails)."""
         try:
             self.conn.send(message)
             if not self.conn.poll(timeout):
-                return None
+                return ("timeout",)
             return self.conn.recv()
         except (EOFError, OSError):
-            return None
+            return ("died",)
 
     def stop(self, timeout: float = 2.0) -> None:
         with contextlib.suppress(OSError):
@@ -138,12 +143,12 @@ class ProcessRuntime:
             raise Busy(name) from None
         message = (name, json.dumps(event), request_id)
         try:
-            reply = worker.call(message, function.timeout_s + _KILL_GRACE_S)
-            if reply is None:
-                alive = worker.process.is_alive()
+            init = 0.0 if name in worker.loaded else _INIT_S
+            reply = worker.call(message, function.timeout_s + _KILL_GRACE_S + init)
+            if reply[0] in ("timeout", "died"):
                 worker.stop(timeout=0.5)
                 worker = self._spawn()
-                if alive:
+                if reply[0] == "timeout":
                     log.error(
                         "%s: still running after its Timeout of %g s: worker killed",
                         name,
@@ -163,6 +168,7 @@ class ProcessRuntime:
                     worker.stop()
                 else:
                     self._idle.put(worker)
+        worker.loaded.add(name)
         if reply[0] == "error":
             _, error_type, text, trace = reply
             raise InvocationError(name, error_type, text, trace)
