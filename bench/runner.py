@@ -22,12 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     # Library deprecation chatter (moto, botocore) would break up the report.
     warnings.simplefilter("ignore", DeprecationWarning)
 
-    from bench import analyze, cli_upload, coldstart, imports, ingest, library, scale
+    from bench import analyze, cli_upload, coldstart, imports, ingest, library, probe, scale
 
     shared = library.Library()
     sections: list[tuple[str, Callable[[], object]]] = [
         ("Analyze latency: cache miss vs memory hit vs shared hit", analyze.latency),
         ("Analyze bytes read: a ~20 MB JPEG", analyze.bytes_read),
+        ("Analyze header probe: hostile structures vs an ordinary file", probe.run),
         ("Handler import time (cold start) per function", imports.run),
         ("Cold start vs boto3 + one client; first invocation; layer bytecode", coldstart.run),
         ("Ingest of a 12 Mpx JPEG: phases, naive baseline, S3 reads", ingest.run),

@@ -18,12 +18,13 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 from local_stack.cfn import ACCOUNT_ID
-from local_stack.runtime import InvocationError, Runtime
+from local_stack.runtime import InvocationError, Invoker
 from local_stack.template import Function, StackSpec, kebab
 
 log = logging.getLogger("local_stack")
@@ -95,12 +96,15 @@ class Poller:
         self,
         delivery: Delivery,
         spec: StackSpec,
-        runtime: Runtime,
+        runtime: Invoker,
         sqs: Any,
         *,
         retry_delay: int,
+        concurrency: int = 1,
     ) -> None:
         self.delivery = delivery
+        # Lambda invokes a function for several S3 events at once.
+        self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="s3-event")
         self.function = spec.functions[delivery.function]
         self.region = spec.region
         self.runtime = runtime
@@ -121,6 +125,7 @@ class Poller:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -138,10 +143,10 @@ class Poller:
                 log.warning("%s: cannot receive S3 events: %s", self.delivery.function, err)
                 self._stop.wait(1)
                 continue
-            for message in response.get("Messages", []):
-                if self._stop.is_set():
-                    return  # not deleted: it stays on the queue
-                self.deliver(message)
+            messages = response.get("Messages", [])
+            if self._stop.is_set():
+                return  # not deleted: they stay on the queue
+            list(self._pool.map(self.deliver, messages))
 
     def deliver(self, message: dict[str, Any]) -> None:
         """Invoke the function with one message's S3 event, as Lambda's async invoke would."""

@@ -3,7 +3,8 @@
 Each function's handler module is imported by file path under its own module name (every
 handler is ``app.py``) on its first invocation and kept, like a warm Lambda sandbox.
 
-Invocations run one at a time, process-wide. Lambda runs one invocation per sandbox, and
+Invocations run one at a time, process-wide (``workers.ProcessRuntime`` runs several of these
+in worker processes, for the local stack). Lambda runs one invocation per sandbox, and
 handlers rely on that: Powertools keeps the current event in a class attribute
 (``BaseRouter.current_event``), and each function has its own environment variables, which
 we can only give it by setting ``os.environ`` for the duration of the call.
@@ -25,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 from local_stack.cfn import ACCOUNT_ID
 from local_stack.template import Function
@@ -65,6 +66,16 @@ class Invocation:
     payload_bytes: int
     duration_ms: float
     request_id: str
+
+
+class Invoker(Protocol):
+    """What the API emulation and the event pollers call: Runtime, or workers.ProcessRuntime."""
+
+    functions: dict[str, Function]
+
+    def invoke(
+        self, name: str, event: Any, *, request_id: str | None = None, wait: float | None = None
+    ) -> Invocation: ...
 
 
 class LambdaContext:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from werkzeug import Request, Response
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from local_stack.events import (
@@ -26,13 +28,18 @@ from local_stack.events import (
     to_http_response,
 )
 from local_stack.routes import Match, RouteTable
-from local_stack.runtime import Busy, InvocationError, Runtime
+from local_stack.runtime import Busy, InvocationError, Invoker
 from local_stack.template import HTTP_METHODS, Api, Route
 
 log = logging.getLogger("local_stack")
 
 # API Gateway stops waiting for a Lambda integration after 29 s.
 INTEGRATION_TIMEOUT_S = 29.0
+# REST API quotas (API Gateway developer guide, "Quotas for configuring and running a REST API"):
+# the URL of a regional API is at most 10240 characters, and the request line and the header
+# values together at most 10240 bytes.
+URL_LENGTH_LIMIT = 10240
+HEADER_SIZE_LIMIT = 10240
 
 
 class ApiGateway:
@@ -42,7 +49,7 @@ class ApiGateway:
         self,
         apis: dict[str, Api],
         routes: Iterable[Route],
-        runtime: Runtime,
+        runtime: Invoker,
         api_key: str,
         *,
         stage_prefix: bool = False,
@@ -60,9 +67,20 @@ class ApiGateway:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
+        # One byte over the quota is read at most (werkzeug stops a chunked body there).
+        request.max_content_length = API_PAYLOAD_LIMIT + 1
         started = time.monotonic()
         request_id = str(uuid.uuid4())
-        result, function = self.handle(request, request_id)
+        try:
+            refused = self._check_limits(request, request_id)
+            result, function = (refused, None) if refused else self.handle(request, request_id)
+        except Exception:
+            # Never werkzeug's HTML page: the emulation's own failure in the service's shape.
+            log.exception("the API emulation failed on %s %s", request.method, request.path)
+            result, function = (
+                error_response(self.default_api, 500, "internal_error", "Internal server error"),
+                None,
+            )
         log.info(
             "%s %s -> %d%s (%.0f ms)",
             request.method,
@@ -116,6 +134,36 @@ class ApiGateway:
         return self._invoke(request, request_id, match, route, api, context_path), route.function
 
     # ---------------------------------------------------------------- steps
+    def _check_limits(self, request: Request, request_id: str) -> HttpResponse | None:
+        """API Gateway's request quotas, then the body read whole (it is buffered there too)."""
+        api = self.default_api
+        url = request.url
+        if len(url) > URL_LENGTH_LIMIT:
+            message = f"The URL is {len(url)} characters long: API Gateway's limit is "
+            return error_response(api, 414, "uri_too_long", message + f"{URL_LENGTH_LIMIT}")
+        raw = request.environ.get("RAW_URI") or request.full_path
+        line = f"{request.method} {raw} {request.environ.get('SERVER_PROTOCOL', 'HTTP/1.1')}"
+        size = len(line.encode("latin-1", "replace")) + sum(
+            len(value.encode("latin-1", "replace")) for _, value in request.headers.items()
+        )
+        if size > HEADER_SIZE_LIMIT:
+            message = (
+                f"The request line and header values are {size} bytes: API Gateway's limit "
+                f"is {HEADER_SIZE_LIMIT}"
+            )
+            return error_response(api, 431, "headers_too_large", message)
+        try:
+            if len(request.get_data(cache=True)) > API_PAYLOAD_LIMIT:
+                raise RequestEntityTooLarge
+        except RequestEntityTooLarge:
+            return self._gateway(api, "REQUEST_TOO_LARGE", request_id)
+        except (HTTPException, OSError, ValueError) as err:
+            # A malformed chunked body, or the client hung up before sending all of it.
+            message = f"The request body could not be read: {_reason(err)}"
+            extra = {"Connection": "close"}
+            return error_response(api, 400, "bad_request", message, extra)
+        return None
+
     def _has_key(self, request: Request) -> bool:
         sent = request.headers.get("x-api-key", "")
         return hmac.compare_digest(sent.encode(), self.api_key.encode())
@@ -221,9 +269,47 @@ def _raw_path(request: Request) -> str:
     return quote(request.path)
 
 
+def _reason(err: BaseException) -> str:
+    if isinstance(err, HTTPException):
+        return err.description or err.name
+    return str(err) or type(err).__name__
+
+
+# Codes for the errors http.server raises before the app sees a request.
+_SERVER_ERROR_CODES = {413: "too_large", 414: "uri_too_long", 431: "headers_too_large"}
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """The app logs each request itself, with the function and the duration."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's errors (request line or header too long, bad syntax, too many headers)
+        in the service's JSON shape instead of its HTML page."""
+        short = self.responses.get(code, ("Error", ""))[0]
+        default = "internal_error" if code >= 500 else "bad_request"
+        body = json.dumps(
+            {
+                "status": "error",
+                "code": _SERVER_ERROR_CODES.get(code, default),
+                "message": message or short,
+            }
+        ).encode()
+        log.info("%s -> %d (%s)", (self.requestline or "")[:80], code, message or short)
+        # A request line too broken to parse leaves HTTP/0.9, which gets no status line.
+        self.request_version = (
+            "HTTP/1.0" if self.request_version == "HTTP/0.9" else self.request_version
+        )
+        self.send_response_only(code, short)
+        self.send_header("Server", self.version_string())
+        self.send_header("Date", self.date_time_string())
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.close_connection = True
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
 
 
 class HttpServer:

@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from local_stack import notifications, resources
-from local_stack.runtime import Runtime, add_layer_paths
+from local_stack.moto_dynamodb import DynamoDBLock, install_transaction_undo_log
+from local_stack.runtime import add_layer_paths
 from local_stack.s3_cors import S3Cors
+from local_stack.s3_post_policy import PostPolicyMiddleware
 from local_stack.server import ApiGateway, HttpServer
 from local_stack.template import StackSpec, read_stack
+from local_stack.workers import ProcessRuntime
 
 log = logging.getLogger("local_stack")
 
@@ -69,11 +72,14 @@ class MotoServer(HttpServer):
             create_backend_app,
         )
 
-        super().__init__(
-            S3Cors(DomainDispatcherApplication(create_backend_app)),
-            port,
-            request_handler=MotoRequestHandler,
-        )
+        app: Any = DomainDispatcherApplication(create_backend_app)
+        # WSGI middlewares in front of moto, each in its own module (innermost first). CORS is
+        # outermost: S3 applies the bucket's CORS rules to its errors too.
+        install_transaction_undo_log()
+        app = DynamoDBLock(app)
+        app = PostPolicyMiddleware(app)
+        app = S3Cors(app)
+        super().__init__(app, port, request_handler=MotoRequestHandler)
 
 
 @dataclass
@@ -88,6 +94,8 @@ class Settings:
     retry_delay: int = 5  # seconds before a failed S3 event is delivered again
     stage_prefix: bool = False  # serve under /<stage>/ as API Gateway does
     parameter_overrides: dict[str, str] = field(default_factory=dict)
+    # Invocations in parallel, one worker process each (LOCAL_STACK_WORKERS; Lambda: many).
+    workers: int = field(default_factory=lambda: int(os.environ.get("LOCAL_STACK_WORKERS", "4")))
 
 
 def client(service: str, endpoint: str, region: str) -> Any:
@@ -110,6 +118,7 @@ class LocalStack:
         self.api: HttpServer | None = None
         self.deliveries: list[notifications.Delivery] = []
         self.pollers: list[notifications.Poller] = []
+        self.runtime: ProcessRuntime | None = None
 
     def start(self) -> None:
         s = self.settings
@@ -128,9 +137,10 @@ class LocalStack:
         resources.create_all(spec, dynamodb=client("dynamodb", endpoint, s.region), s3=s3, sqs=sqs)
         self.deliveries = notifications.configure(spec, s3=s3, sqs=sqs, retry_delay=s.retry_delay)
         add_layer_paths(spec.layer_paths)
-        runtime = Runtime(
+        self.runtime = runtime = ProcessRuntime(
             spec.functions,
             region=s.region,
+            workers=s.workers,
             defaults=self.resource_variables(),
             overrides={
                 "ALLOW_PRIVATE_URLS": s.allow_private_urls,
@@ -144,7 +154,9 @@ class LocalStack:
         self.api = HttpServer(gateway, s.port)
         self.api.start()
         self.pollers = [
-            notifications.Poller(d, spec, runtime, sqs, retry_delay=s.retry_delay)
+            notifications.Poller(
+                d, spec, runtime, sqs, retry_delay=s.retry_delay, concurrency=s.workers
+            )
             for d in self.deliveries
         ]
         for poller in self.pollers:
@@ -157,6 +169,8 @@ class LocalStack:
             self.api.stop()
         for poller in self.pollers:
             poller.stop()
+        if self.runtime:
+            self.runtime.close()
         if self.moto:
             self.moto.stop()
 
@@ -171,7 +185,7 @@ class LocalStack:
             out["BUCKET_NAME"] = next(iter(self.spec.buckets.values())).name
         return out
 
-    def _check_environment(self, runtime: Runtime) -> None:
+    def _check_environment(self, runtime: ProcessRuntime) -> None:
         assert self.spec
         tables = {t.name for t in self.spec.tables.values()}
         buckets = {b.name for b in self.spec.buckets.values()}

@@ -62,7 +62,10 @@ def get_content(image_id: ImageId):  # a redirect: no body model
     summary="Delete an image",
     description="Removes the image's bytes, its record, and its share of the format and camera "
     "counts. The uploads-per-day history stays.",
-    responses=responses({200: ("The image was deleted.", Deleted)}, NOT_FOUND),
+    responses=responses(
+        {200: ("The image was deleted.", Deleted)},
+        {**NOT_FOUND, 409: "The image is being deleted by another request: retry in a moment."},
+    ),
     tags=["library"],
 )
 def delete_image(image_id: ImageId) -> Deleted:

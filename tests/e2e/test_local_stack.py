@@ -180,28 +180,41 @@ def test_failed_ingest_is_retried_then_sent_to_the_failure_queue(
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["responsePayload"]["errorMessage"] == "cannot ingest uploads/u2/fail.jpg"
     assert len(_events(records, "uploads/u2/")) == 2  # MaximumRetryAttempts: 1: 2 attempts
-    assert "moved to the failure queue" in stack.log()
+    _wait_for(lambda: "moved to the failure queue" in stack.log())  # logged after the send
 
 
-def test_moto_does_not_enforce_presigned_post_conditions(
+def test_presigned_post_policies_are_enforced_as_s3_does(
     ingest_stack: tuple[LocalStackProcess, Path],
 ) -> None:
-    """moto's S3 accepts a presigned POST that breaks its policy (size range, Content-Type,
-    signature): the service must check sizes and types itself (ingest does). If this test
-    starts failing, moto enforces policies now and the local stack is stricter for free."""
+    """The moto endpoint refuses a POST that breaks its policy with S3's status and error, and
+    stores nothing; a POST within it is stored (local_stack/s3_post_policy.py)."""
     stack, _ = ingest_stack
+    key = "uploads/u3/big.jpg"
     post = stack.s3.generate_presigned_post(
         stack.bucket_name,
-        "uploads/u3/big.jpg",
+        key,
         Fields={"Content-Type": "image/jpeg"},
         Conditions=[["content-length-range", 1, 10], {"Content-Type": "image/jpeg"}],
         ExpiresIn=300,
     )
-    fields = {**post["fields"], "Content-Type": "text/html"}
-    response = requests.post(post["url"], data=fields, files={"file": b"x" * 1000}, timeout=10)
-    assert response.status_code == 204  # S3 answers 400 (EntityTooLarge / policy) here
-    head = stack.s3.head_object(Bucket=stack.bucket_name, Key="uploads/u3/big.jpg")
-    assert (head["ContentLength"], head["ContentType"]) == (1000, "text/html")
+    refused = [
+        ({**post["fields"], "Content-Type": "text/html"}, b"x", 403, "AccessDenied"),
+        (post["fields"], b"x" * 1000, 400, "EntityTooLarge"),
+        ({**post["fields"], "key": "uploads/u3/other.jpg"}, b"x", 403, "AccessDenied"),
+        ({**post["fields"], "signature": "AAAA"}, b"x", 403, "SignatureDoesNotMatch"),
+    ]
+    for fields, data, status, code in refused:
+        response = requests.post(post["url"], data=fields, files={"file": data}, timeout=10)
+        assert response.status_code == status, response.text
+        assert f"<Code>{code}</Code>" in response.text
+    listed = stack.s3.list_objects_v2(Bucket=stack.bucket_name, Prefix="uploads/u3/")
+    assert listed.get("KeyCount") == 0
+    response = requests.post(
+        post["url"], data=post["fields"], files={"file": b"x" * 10}, timeout=10
+    )
+    assert response.status_code == 204
+    head = stack.s3.head_object(Bucket=stack.bucket_name, Key=key)
+    assert (head["ContentLength"], head["ContentType"]) == (10, "image/jpeg")
 
 
 def test_photo_server_counts_bytes(photo_server: Any) -> None:

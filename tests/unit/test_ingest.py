@@ -176,3 +176,17 @@ def test_unexpected_errors_fail_the_invocation(handlers, aws, monkeypatch):
     monkeypatch.setenv("TABLE_NAME", "no-such-table")
     with pytest.raises(Exception, match=r"ResourceNotFound|non-existent table|Requested resource"):
         deliver(handlers, aws, upload_id, "a.jpg", (PHOTOS / "chelsea_canon.jpg").read_bytes())
+
+
+@pytest.mark.parametrize("key", ["uploads/stray.jpg", "uploads/u1/", "uploads/x"])
+def test_a_stray_object_under_the_uploads_prefix_is_removed(handlers, aws, key):
+    aws.s3.put_object(Bucket=aws.bucket, Key=key, Body=b"data")
+    aws.s3.put_object(Bucket=aws.bucket, Key="other/keep.jpg", Body=b"data")
+    event = s3_event(aws.bucket, key, 4)
+    [result] = handlers["ingest"].lambda_handler(event, LambdaContext())["results"]
+    assert result["outcome"] == "deleted_stray"
+    assert objects(aws) == ["other/keep.jpg"]
+    # Outside the prefix: not ours to delete.
+    event = s3_event(aws.bucket, "other/keep.jpg", 4)
+    [result] = handlers["ingest"].lambda_handler(event, LambdaContext())["results"]
+    assert result["outcome"] == "ignored" and objects(aws) == ["other/keep.jpg"]

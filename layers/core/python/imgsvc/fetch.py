@@ -55,6 +55,7 @@ from imgsvc.config import get_settings
 from imgsvc.errors import (
     BadRequest,
     BlockedUrl,
+    InvalidImage,
     PayloadTooLarge,
     ServiceError,
     UpstreamError,
@@ -91,6 +92,9 @@ CA_BUNDLE: str | None = _default_ca_bundle()
 _SHARED_V4 = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, not global
 _V4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
 _V4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT ::ffff:0:a.b.c.d
+# Instance metadata services at private (not link-local) IPv6 addresses: AWS's IMDS (and its
+# DNS resolver and time server next to it). Refused even where private addresses are allowed.
+_METADATA_V6 = ipaddress.ip_network("fd00:ec2::/32")
 _NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # embeds a v4 in the low 32 bits
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # local-use NAT64, site specific
 _TEREDO = ipaddress.ip_network("2001::/32")  # client address is obfuscated: refuse
@@ -125,10 +129,12 @@ def _reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bo
         if embedded is not None:
             inner = _reason(embedded, allow_private)
             return f"{inner} (IPv4 inside IPv6)" if inner else None
-    # Link-local holds cloud metadata services (169.254.169.254, fd00:ec2::254 is private):
+    # Link-local holds cloud metadata services (169.254.169.254), and so does fd00:ec2::254:
     # refused even where private addresses are allowed for local development.
     if ip.is_link_local:
         return "link-local"
+    if isinstance(ip, ipaddress.IPv6Address) and ip in _METADATA_V6:
+        return "instance metadata"
     if allow_private:
         return None
     if ip.is_loopback:
@@ -342,6 +348,7 @@ def _resolve_checked(
 ) -> list[str]:
     """Resolve the host once and return its addresses if every one of them is allowed."""
     deadline.check()
+    deadline.phase, deadline.host = "resolving the host name", target.host
     future = _dns_pool().submit(resolve_host, target.host, target.port)
     try:
         found = future.result(timeout=max(deadline.remaining(), 0.0))
@@ -397,12 +404,39 @@ class _Deadline:
         self.seconds = seconds
         self.expires_at = time.monotonic() + seconds
         self.fired = False
+        # What the fetch is doing now, for the message when the time runs out.
+        self.phase = "resolving the host name"
+        self.host = ""
+        self.excluded = 0.0  # seconds of our own processing the deadline was moved by
+        self.allowance = 2 * seconds  # at most that much
+        self._paused_at: float | None = None
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._done = False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        self._timer = self._arm(seconds)
+
+    def _arm(self, seconds: float) -> threading.Timer:
+        timer = threading.Timer(max(seconds, 0.0), self._fire)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    # Time our own code spends on the chunks (the caller between two reads: a header probe,
+    # say) is not the server's: the deadline moves by that much, up to twice the fetch's own
+    # limit; past that, the error says it was our processing.
+    def pause(self) -> None:
+        with self._lock:
+            self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._paused_at is None or self.fired:
+                self._paused_at = None
+                return
+            granted = min(time.monotonic() - self._paused_at, self.allowance - self.excluded)
+            self.excluded += granted
+            self.expires_at += granted
+            self._paused_at = None
 
     def remaining(self) -> float:
         return self.expires_at - time.monotonic()
@@ -414,10 +448,18 @@ class _Deadline:
         if self.expired():
             raise self.timeout_error()
 
-    def timeout_error(self) -> UpstreamTimeout:
+    def timeout_error(self) -> ServiceError:
+        if self.excluded >= self.allowance:
+            # Our own work on the chunks used its whole allowance: not the server's fault.
+            return InvalidImage(
+                f"Inspecting the file as it arrived took more than {self.allowance:g} seconds "
+                "of processing: its structure is too costly to inspect. Use an ordinary file."
+            )
+        server = f" '{self.host}'" if self.host else ""
         return UpstreamTimeout(
-            f"Fetching the URL took longer than {self.seconds:g} seconds; try again later "
-            "or use an image hosted on a faster server."
+            f"Fetching the URL ran out of its {self.seconds:g} second limit while "
+            f"{self.phase} (server{server}); try again later or use an image hosted on a "
+            "faster server."
         )
 
     def watch(self, sock: socket.socket | None) -> None:
@@ -430,6 +472,16 @@ class _Deadline:
     def _fire(self) -> None:
         with self._lock:
             if self._done:
+                return
+            now = time.monotonic()
+            expires_at = self.expires_at
+            if self._paused_at is not None:  # our own code is running, not the server
+                spent = now - self._paused_at
+                if spent >= self.allowance - self.excluded:
+                    self.excluded = self.allowance  # our processing used its whole allowance
+                expires_at += min(spent, self.allowance - self.excluded)
+            if expires_at - now > 0:  # moved by our processing time: wait for the rest
+                self._timer = self._arm(expires_at - now)
                 return
             self.fired = True
             sock = self._sock
@@ -462,9 +514,19 @@ class _Watched:
         self._fetch_deadline = fetch_deadline
         super().__init__(*args, **kwargs)
 
+    def _new_conn(self) -> Any:
+        deadline = self._fetch_deadline
+        deadline.phase = "connecting"
+        sock = super()._new_conn()  # type: ignore[misc]
+        deadline.watch(sock)  # from here on, also during the TLS handshake
+        if isinstance(self, HTTPSConnection):
+            deadline.phase = "in the TLS handshake"
+        return sock
+
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
         self._fetch_deadline.watch(self.sock)
+        self._fetch_deadline.phase = "waiting for the response headers"
 
 
 class _WatchedHTTPConnection(_Watched, HTTPConnection):
@@ -514,6 +576,7 @@ def _request(
         "Connection": "close",
     }
     failure: Exception | None = None
+    deadline.host = target.host
     for address in addresses:
         deadline.check()
         remaining = max(deadline.remaining(), 0.001)
@@ -541,6 +604,7 @@ def _request(
         except (u3exc.HTTPError, OSError, HTTPException) as exc:
             pool.close()
             raise _failure(exc, target.host, target.port, deadline) from exc
+        deadline.phase = "reading the body"
         return raw, pool
     assert failure is not None
     raise _failure(failure, target.host, target.port, deadline) from failure
@@ -556,8 +620,9 @@ def _failure(exc: BaseException, host: str, port: int, deadline: _Deadline) -> S
     if connect_timeout:
         # The per-address connect limit, not the whole budget, ran out.
         return UpstreamTimeout(
-            f"Connecting to '{host}' on port {port} timed out; check that the server is "
-            "reachable and try again later."
+            f"Connecting to '{host}' on port {port} timed out after "
+            f"{CONNECT_TIMEOUT_SECONDS:g} seconds (the limit per address); check that the "
+            "server is reachable and try again later."
         )
     if isinstance(exc, (u3exc.SSLError, ssl.SSLError)):
         return UpstreamError(
@@ -674,7 +739,11 @@ class FetchResponse:
             if self.bytes_read > self._max_bytes:
                 self._error = _too_large(self.url, self._max_bytes)
                 raise self._error
-            yield data
+            self._deadline.pause()  # the caller's work on this chunk is not the server's time
+            try:
+                yield data
+            finally:
+                self._deadline.resume()
 
     def read_all(self) -> bytes:
         """The rest of the body (all of it if nothing was read yet), within the limits."""

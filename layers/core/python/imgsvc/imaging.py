@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import io
 import struct
+import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -50,6 +51,9 @@ _TIFF_COMPRESSIONS = frozenset(
     {"raw", "packbits", "tiff_lzw", "tiff_deflate", "tiff_adobe_deflate"}
 )
 
+# CPU the header probe may spend parsing (its cost is linear in the bytes read; this bounds
+# what a huge capped prefix could still cost).
+PROBE_CPU_SECONDS = 2.0
 MAX_TEXT_CHARS = 64  # make/model: end up in DynamoDB keys and stats, so keep them short
 
 _TRANSPOSE = {
@@ -252,6 +256,49 @@ def _identify(data: bytes, *, complete: bool) -> ImageInfo | int:
     raise InvalidImage(_unsupported_message(data))
 
 
+# Real JPEGs have a few dozen segments before the frame header; Pillow parses each in Python,
+# so a file of millions of tiny segments would cost far more than its size suggests.
+MAX_JPEG_SEGMENTS = 256
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+class _JpegScan:
+    """Walks a JPEG's segment chain as bytes arrive (each byte looked at once), so the header
+    parser runs once the frame header (SOF) is there, not on every chunk before it."""
+
+    def __init__(self) -> None:
+        self.pos = 2
+        self.segments = 0
+        self.done = False
+
+    def ready(self, buf: bytearray) -> bool:
+        """True when parsing is worth trying (not a JPEG, or its SOF has arrived)."""
+        if self.done or buf[:2] != b"\xff\xd8":
+            return True
+        while self.pos + 4 <= len(buf):
+            if buf[self.pos] != 0xFF:
+                self.done = True  # not a marker: let the parser judge the damage
+                return True
+            marker = buf[self.pos + 1]
+            if marker == 0xFF:  # fill byte
+                self.pos += 1
+                continue
+            if marker in _JPEG_SOF or marker in (0xD9, 0xDA):  # frame, end, or scan
+                self.done = True
+                return True
+            self.segments += 1
+            if self.segments > MAX_JPEG_SEGMENTS:
+                raise InvalidImage(
+                    f"the JPEG has more than {MAX_JPEG_SEGMENTS} segments before its frame "
+                    "header: not an image a camera or editor writes"
+                )
+            if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+                self.pos += 2
+                continue
+            self.pos += 2 + int.from_bytes(buf[self.pos + 2 : self.pos + 4], "big")
+        return False
+
+
 def probe(chunks: Iterable[bytes]) -> tuple[ImageInfo, int]:
     """Format, size and mode of the image whose bytes ``chunks`` yields, and bytes consumed.
 
@@ -263,16 +310,28 @@ def probe(chunks: Iterable[bytes]) -> tuple[ImageInfo, int]:
     """
     buf = bytearray()
     need = 16
+    cpu = 0.0
+    jpeg = _JpegScan()
     for chunk in chunks:
         if not chunk:
             continue
         buf += chunk
-        if len(buf) < need:
+        if len(buf) < need or not jpeg.ready(buf):
             continue
+        started = time.process_time()
         result = _identify(bytes(buf), complete=False)
+        cpu += time.process_time() - started
         if isinstance(result, ImageInfo):
             return result, len(buf)
-        need = result
+        if cpu > PROBE_CPU_SECONDS:
+            raise InvalidImage(
+                f"the image header is still incomplete after {len(buf):,} bytes and "
+                f"{PROBE_CPU_SECONDS:g} s of parsing: the file's structure is too costly"
+            )
+        # Each attempt re-parses the prefix from its start, so attempts are spaced
+        # geometrically (at least twice the bytes of the last one): the total parsing work
+        # stays within a few times one parse of the final prefix, whatever the structure.
+        need = max(result, 2 * len(buf))
     if not buf:
         raise InvalidImage("the file is empty: send an image file")
     # The stream ended: what we have is the whole file (or all the caller allows).

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import posixpath
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import ConfigDict, Field, model_validator
 
+from imgsvc import names
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from imgsvc.ingest import ingest_bytes
@@ -109,7 +109,10 @@ def import_multipart(body: bytes, content_type: str) -> tuple[dict[str, Any], bo
         raise BadRequest(f"name must be at most {NAME_MAX} characters")
     if desc is not None and len(desc) > DESC_MAX:
         raise BadRequest(f"desc must be at most {DESC_MAX} characters")
-    filename = posixpath.basename(image.filename.replace("\\", "/")) or "image"
+    try:
+        filename = names.client_filename(image.filename)
+    except ValueError as err:
+        raise BadRequest(f"the image part's filename {err}") from err
     return ingest_bytes(data, filename=filename, name=name or filename, desc=desc)
 
 
@@ -119,10 +122,10 @@ def import_url(request: ImportRequest) -> tuple[dict[str, Any], bool]:
 
     fetched = fetch_bytes(request.target, max_bytes=get_settings().max_upload_bytes)
     # The name comes from the final URL: a redirect often leads to the real file name.
-    filename = posixpath.basename(urlsplit(fetched.url).path) or "import"
+    filename = names.derived_filename(unquote(urlsplit(fetched.url).path), "import")
     return ingest_bytes(
         fetched.data,
-        filename=filename[:255],
+        filename=filename,
         name=request.name or filename[:NAME_MAX],
         desc=request.desc,
         source_url=request.target,

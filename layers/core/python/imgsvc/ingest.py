@@ -41,7 +41,6 @@ def ingest_bytes(
     Returns (image, duplicate).
     """
     meta = _inspect(data)
-    storage.store_image(meta["sha256"], data, meta["format"])
     source = IngestSource(
         upload_id=str(uuid.uuid4()),
         filename=filename,
@@ -51,7 +50,9 @@ def ingest_bytes(
         derived_from=derived_from,
         presigned=False,
     )
-    return records.commit_ingest(meta, source)
+    return records.commit_ingest(
+        meta, source, lambda: storage.store_image(meta["sha256"], data, meta["format"])
+    )
 
 
 def ingest_upload_object(key: str, size: int | None) -> dict[str, Any]:
@@ -62,6 +63,11 @@ def ingest_upload_object(key: str, size: int | None) -> dict[str, Any]:
     """
     parsed = storage.parse_upload_key(key)
     if parsed is None:
+        if key.startswith(get_settings().upload_prefix):
+            # Under the uploads prefix but no <upload_id>/<filename>: no session can own it.
+            logger.warning("deleting a stray object under the uploads prefix", extra={"key": key})
+            storage.delete_object(key)
+            return {"key": key, "outcome": "deleted_stray"}
         logger.warning("ignoring an object outside the upload key layout", extra={"key": key})
         return {"key": key, "outcome": "ignored"}
     upload_id, filename = parsed
@@ -93,8 +99,9 @@ def ingest_upload_object(key: str, size: int | None) -> dict[str, Any]:
         logger.info("upload rejected", extra={"key": key, "reason": err.message})
         return {"key": key, "outcome": "rejected", "error": err.message}
 
-    storage.copy_to_image(key, meta["sha256"], meta["format"])
-    image, duplicate = records.commit_ingest(meta, source)
+    image, duplicate = records.commit_ingest(
+        meta, source, lambda: storage.copy_to_image(key, meta["sha256"], meta["format"])
+    )
     storage.delete_object(key)
     return {
         "key": key,

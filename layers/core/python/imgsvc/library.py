@@ -43,9 +43,9 @@ def content_url(image_id: str) -> str:
 
 
 def delete(image_id: str) -> dict[str, Any]:
-    image = records.delete_image(parse_image_id(image_id))
-    storage.delete_object(storage.image_key(image["image_id"]))
-    return {"status": "deleted", "image_id": image["image_id"]}
+    image_id = parse_image_id(image_id)
+    records.delete_image(image_id, lambda: storage.delete_object(storage.image_key(image_id)))
+    return {"status": "deleted", "image_id": image_id}
 
 
 def delete_all(*, confirmed: bool) -> dict[str, Any]:

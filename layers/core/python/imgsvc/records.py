@@ -13,6 +13,7 @@ import json
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -274,16 +275,86 @@ def _image_put(
     return image, put
 
 
-def commit_ingest(meta: dict[str, Any], source: IngestSource) -> tuple[dict[str, Any], bool]:
+# --- deletes versus ingests of the same bytes -----------------------------------------------
+# A delete removes the record, then the object. An ingest of the same bytes stores the object,
+# then records it. Without more, an ingest could store its object before a delete removes it
+# and record it after: a record without an object. So each image has a guard item counting its
+# deletes (``gen``) and saying whether one is between its two steps (``deleting``). An ingest
+# reads the guard while no delete is running, then stores, then commits on condition that the
+# guard is unchanged: any delete in between cancels the commit and the ingest stores again.
+_GUARD_WAIT_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+# A delete never takes longer than its function's timeout: one older than this has crashed
+# between its steps, and an ingest may take the guard over.
+STALE_DELETE_S = 120
+
+
+def _guard_key(image_id: str) -> dict[str, str]:
+    return {"PK": f"DELETE#{image_id}", "SK": "GUARD"}
+
+
+def _read_guard(image_id: str) -> int:
+    """The delete generation of an image, once no delete of it is between its steps."""
+    table = aws.table()
+    for pause in (*_GUARD_WAIT_S, None):
+        item = table.get_item(Key=_guard_key(image_id), ConsistentRead=True).get("Item")
+        if not item or not item.get("deleting"):
+            return int(item["gen"]) if item else 0
+        started = float(item.get("deleting_at", 0))
+        if time.time() - started > STALE_DELETE_S:
+            _end_delete(image_id, int(item["gen"]))  # its delete crashed: finish it
+            continue
+        if pause is None:
+            raise Conflict(f"image {image_id} is being deleted: retry in a moment")
+        time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _guard_check(image_id: str, gen: int) -> dict[str, Any]:
+    return {
+        "ConditionCheck": {
+            "TableName": get_settings().table_name,
+            "Key": _guard_key(image_id),
+            "ConditionExpression": "attribute_not_exists(PK)"
+            if gen == 0
+            else "gen = :g AND deleting = :f",
+            **({"ExpressionAttributeValues": {":g": gen, ":f": False}} if gen else {}),
+        }
+    }
+
+
+def _end_delete(image_id: str, gen: int) -> None:
+    """The delete of generation ``gen`` is over (its object is gone)."""
+    try:
+        aws.table().update_item(
+            Key=_guard_key(image_id),
+            UpdateExpression="SET deleting = :f",
+            ConditionExpression="gen = :g",
+            ExpressionAttributeValues={":g": gen, ":f": False},
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+
+
+def commit_ingest(
+    meta: dict[str, Any], source: IngestSource, store: Callable[[], None] | None = None
+) -> tuple[dict[str, Any], bool]:
     """Record an ingested image once. Returns (image, duplicate).
 
     New content: image item + upload file done + day/format/camera/total counters + phash
     index, in one transaction. Known content: the upload file done as a duplicate + the day
     counter. A redelivery of an already-processed upload changes nothing.
+
+    ``store`` puts the bytes in S3; it runs before each commit of new content, after the
+    delete guard is read (see above), so a concurrent delete never leaves a record without
+    its object.
     """
     table = get_settings().table_name
     image_id = meta["sha256"]
     for _ in range(_TXN_ATTEMPTS):
+        gen = _read_guard(image_id)
+        if store is not None:
+            store()
         now = now_utc()
         day_counter = _day_counter(image_id, now)
         image, put = _image_put(meta, source, now)
@@ -302,10 +373,13 @@ def commit_ingest(meta: dict[str, Any], source: IngestSource) -> tuple[dict[str,
             day_counter,
             *_image_counters(image, +1),
             *index,
+            _guard_check(image_id, gen),
         ]
         reasons = _transact(new_items)
         if reasons is None:
             return image, False
+        if reasons[-1] == "ConditionalCheckFailed":
+            continue  # a delete of these bytes ran meanwhile: store them again
         if reasons[1] == "ConditionalCheckFailed":
             done = _already_processed(source)
             if done is not None:
@@ -438,13 +512,16 @@ def list_images(limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], s
     return [image_view(i) for i in items], _encode_cursor(items[-1]["GSI1SK"]) if more else None
 
 
-def delete_image(image_id: str) -> dict[str, Any]:
-    """Delete the image item, its phash index entries, and take it out of the counts.
+def delete_image(image_id: str, delete_object: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Delete the image item, its phash index entries, and take it out of the counts; then
+    ``delete_object`` (the S3 object) while the delete guard says a delete is running.
 
     The per-day upload counters are history and stay. Returns the deleted image.
     """
     image = get_image(image_id)
     table = get_settings().table_name
+    guard = aws.table().get_item(Key=_guard_key(image_id), ConsistentRead=True).get("Item")
+    gen = int(guard["gen"]) + 1 if guard else 1
     items = [
         {
             "Delete": {
@@ -458,12 +535,30 @@ def delete_image(image_id: str) -> dict[str, Any]:
             {"Delete": {"TableName": table, "Key": {"PK": pk, "SK": image_id}}}
             for pk in index_keys(image["phash"])
         ],
+        {
+            "Put": {
+                "TableName": table,
+                "Item": {
+                    **_guard_key(image_id),
+                    "gen": gen,
+                    "deleting": True,
+                    "deleting_at": int(time.time()),
+                },
+                "ConditionExpression": "attribute_not_exists(PK)" if gen == 1 else "gen = :p",
+                **({"ExpressionAttributeValues": {":p": gen - 1}} if gen > 1 else {}),
+            }
+        },
     ]
     reasons = _transact(items)
     if reasons is not None:
         if reasons[0] == "ConditionalCheckFailed":
             raise NotFound(f"no image with id {image_id}")
+        if reasons[-1] == "ConditionalCheckFailed":
+            raise Conflict(f"image {image_id} is being deleted already: retry in a moment")
         raise RuntimeError(f"delete transaction cancelled: {reasons}")
+    if delete_object is not None:
+        delete_object()
+    _end_delete(image_id, gen)
     if image.get("camera"):
         shard, slot = stats_shard(image_id)
         _remove_if_zero(stats_pk(shard), camera_sk(image["camera"], slot))

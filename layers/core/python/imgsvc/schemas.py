@@ -7,11 +7,12 @@ bodies live beside the code that uses them (uploads, analyze, imports, operation
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from imgsvc import names
 
 IMAGE_ID_PATTERN = r"^[0-9a-f]{64}$"
 UPLOAD_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -75,20 +76,12 @@ class JsonBody(BaseModel):
         }
 
 
-# A file name: a plain name, no path. The S3 key uploads/<uuid>/<name> must stay within S3's
-# 1,024 bytes, and 200 characters are at most 800 bytes of UTF-8. Control characters, the bidi
-# overrides (which make a name display as another) and line separators are refused. The same
-# rule is checked in code and published in the schema (as an ECMA-262 pattern).
-FILENAME_MAX_CHARS = 200
-_FILENAME_BANNED = r"/\\\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-FILENAME_PATTERN = rf"^(?!\.\.?$)[^{_FILENAME_BANNED}]+$"
-FILENAME_RE = re.compile(FILENAME_PATTERN)
 FileName = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=FILENAME_MAX_CHARS,
-        json_schema_extra={"pattern": FILENAME_PATTERN},
+        max_length=names.FILENAME_MAX_CHARS,
+        json_schema_extra={"pattern": names.FILENAME_PATTERN},
         description="A plain file name (no slashes, control or bidi characters, not . or ..).",
     ),
 ]

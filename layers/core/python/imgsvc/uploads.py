@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator
 
-from imgsvc import records, storage
+from imgsvc import names, records, storage
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, Conflict, PayloadTooLarge
 from imgsvc.limits import MAX_FILES_PER_REQUEST
-from imgsvc.schemas import FILENAME_RE, FileName, JsonBody, JsonInt
+from imgsvc.schemas import FileName, JsonBody, JsonInt
 
 DEFAULT_EXPIRY = 300
 MAX_EXPIRY = 3600
@@ -29,10 +29,9 @@ class FileSpec(JsonBody):
     @field_validator("filename")
     @classmethod
     def _safe_filename(cls, value: str) -> str:
-        if not FILENAME_RE.fullmatch(value):
-            raise ValueError(
-                "must be a plain file name: no slashes, control or bidi characters, not . or .."
-            )
+        problem = names.filename_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("content_type")
@@ -68,8 +67,8 @@ class AddFilesRequest(JsonBody):
 
 
 def _check_files(files: list[FileSpec]) -> list[dict[str, Any]]:
-    names = [f.filename for f in files]
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    given = [f.filename for f in files]
+    repeated = sorted({n for n in given if given.count(n) > 1})
     if repeated:
         raise Conflict(f"each filename may appear once per session: repeated {repeated}")
     limit = get_settings().max_upload_bytes
