@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -24,6 +25,28 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "imgsvc-test")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "imgsvc")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+
+class TickingClock:
+    """records.now_utc for in-process tests: noon UTC of today, one millisecond later on each
+    call. Order is kept (each record is newer than the last) and no UTC midnight can fall
+    inside a test, whenever the suite runs."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> TickingClock:
+    from imgsvc import records
+
+    ticking = TickingClock()
+    monkeypatch.setattr(records, "now_utc", ticking)
+    return ticking
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from imgsvc import records, stats
 from tests.conftest import PHOTOS, LambdaContext, api_event, load_handler, response_headers
 
 GOLDEN = Path(__file__).parent / "golden" / "responses.json"
@@ -99,10 +97,6 @@ def handlers(aws) -> dict[str, Any]:
 
 def test_every_route_answers_as_recorded(handlers, photo_server, monkeypatch) -> None:
     monkeypatch.setenv("ALLOW_PRIVATE_URLS", "true")
-    # One instant for the whole scenario: no day boundary can fall inside it.
-    frozen = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
-    monkeypatch.setattr(records, "now_utc", lambda: frozen)
-    monkeypatch.setattr(stats, "now_utc", lambda: frozen)
     got: dict[str, Any] = {}
 
     def step(name: str, handler: str, method: str, path: str, **kwargs: Any) -> Any:

@@ -16,9 +16,9 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
-from imgsvc import aws
+from imgsvc import aws, records
 from imgsvc.config import get_settings
-from imgsvc.records import CAMERA_PREFIX, TOTAL, batch_get, day_sk, now_utc, stats_pk
+from imgsvc.records import CAMERA_PREFIX, TOTAL, batch_get, day_sk, stats_pk
 
 DAYS = 30
 TOP_CAMERAS = 10
@@ -85,7 +85,7 @@ def _legacy(days: list[str], per_day: dict[str, int], formats: Counter, cameras:
 
 
 def get_stats(today: date | None = None) -> dict[str, Any]:
-    today = today or now_utc().date()
+    today = today or records.now_utc().date()
     days = _last_days(today)
     per_day = dict.fromkeys(days, 0)
     formats: Counter[str] = Counter()
@@ -125,7 +125,7 @@ def recount(today: date | None = None) -> dict[str, Any]:
 
     Costs a scan of the table: for tests and operators, never for GET /stats.
     """
-    today = today or now_utc().date()
+    today = today or records.now_utc().date()
     days = _last_days(today)
     per_day = dict.fromkeys(days, 0)
     formats: dict[str, int] = {}
