@@ -5,7 +5,7 @@
 #   make validate   sam validate --lint (cfn-lint warnings fail too)
 #   make build      sam build (every function and layer through the build-* targets below)
 #   make size       function + layers unzipped sizes from .aws-sam/build (run after build)
-#   make unit | e2e | test
+#   make unit | integration | e2e | browser | test
 #   make local      the local stack (moto server + API Gateway emulation)
 #   make bench
 #   make deploy     sam deploy (samconfig.toml; the first time: .venv/bin/sam deploy --guided)
@@ -30,7 +30,7 @@ export SAM_CLI_TELEMETRY := 0
 # sam starts make itself for the build-* targets: keep this make's flags and jobserver out of it.
 SAM := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 
-.PHONY: help venv lint validate build size unit e2e test local bench deploy clean
+.PHONY: help venv lint validate build size unit integration e2e browser test local bench deploy clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -59,6 +59,12 @@ size: venv
 
 unit: venv
 	cd $(ROOT) && $(PYTEST) tests/unit $(PYTEST_ARGS)
+
+integration: venv
+	cd $(ROOT) && $(PYTEST) tests/integration $(PYTEST_ARGS)
+
+browser: venv
+	cd $(ROOT) && { $(PYTEST) tests/browser $(PYTEST_ARGS) || [ $$? -eq 5 ]; }
 
 # pytest exits 5 when it collects no test (e.g. a -k filter that matches none): not a failure.
 e2e: venv

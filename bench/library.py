@@ -1,7 +1,7 @@
 """Sections 5 and 6: GET /stats and similar-image queries as the library grows to 2,000 images.
 
 The library is real records: ``records.create_session`` + ``records.commit_ingest`` with
-synthetic metadata (like tests/unit/test_records.py's ``meta()``), in moto's mock. It is
+synthetic metadata (like tests/integration/test_records.py's ``meta()``), in moto's mock. It is
 seeded once and shared by both sections.
 """
 

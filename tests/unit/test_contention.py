@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from bench.contention import Rules, Simulation, Txn, item_size, txn_from_items
 from bench.scale import capture_ingests, legacy_layout, static_ceiling
-from imgsvc import aws as aws_clients
-from imgsvc import records, stats
 
 
 def txn(*items: str, partition: str = "P", wcu: int = 2) -> Txn:
@@ -112,29 +108,3 @@ def test_sharded_ingests_share_no_hot_item():
     assert hottest_share(new) < 0.05
     assert static_ceiling(new)[1] > 3 * static_ceiling(old)[1]  # 4x less sampling noise
     assert sum(w for t in new for _, w in t.wcu) == sum(w for t in old for _, w in t.wcu)
-
-
-@pytest.mark.parametrize("layout", ["legacy", "sharded"])
-def test_captured_transactions_are_what_the_readers_read(aws, captured, layout):
-    # Run the captured (and, for the old design, remapped) transactions against moto: the
-    # legacy mapping must be the layout imgsvc.stats and the listing still read.
-    for batch in range(1):  # the files of the captured uploads, 50 a request as the API
-        files = [
-            {"filename": f"IMG_{n:05d}.jpg", "content_type": "image/jpeg"}
-            for n in range(batch * 100, batch * 100 + 100)
-        ]
-        records.create_session(f"batch-{batch}", records.now_utc() + timedelta(minutes=1), [])
-        records.add_files(f"batch-{batch}", files[:50])
-        records.add_files(f"batch-{batch}", files[50:])
-    for items in captured[:30]:
-        items = legacy_layout(items) if layout == "legacy" else items
-        for entry in items:
-            (body,) = entry.values()
-            body["TableName"] = "imgsvc-test"
-        aws_clients.ddb_client().transact_write_items(TransactItems=items)
-    s = stats.get_stats()
-    assert s == stats.recount() and s["total_images"] == 30
-    page, cursor = records.list_images(50, None)
-    assert len(page) == 30 and cursor is None
-    partitions = {i.get("GSI1PK") for i in aws.table.scan()["Items"] if "GSI1PK" in i}
-    assert (partitions == {"IMAGES"}) == (layout == "legacy")

@@ -7,8 +7,6 @@ import pytest
 
 from imgsvc import names
 from imgsvc.uploads import FileSpec
-from tests.conftest import api_event, call, load_handler
-from tests.unit.test_api_handlers import multipart
 
 LONG = "\N{GRINNING FACE}" * 197 + ".jpg"  # 201 characters
 BAD = ["..", ".", "a\x00.jpg", "a\nb.jpg", "tab\t.jpg", "\u202e.jpg", LONG, ""]
@@ -36,13 +34,3 @@ def test_a_derived_name_is_made_acceptable() -> None:
     assert names.derived_filename("/a/x\ny.jpg", "import") == "xy.jpg"
     derived = names.derived_filename("/" + LONG, "import")
     assert len(derived) <= names.FILENAME_MAX_CHARS and not names.filename_problem(derived)
-
-
-@pytest.mark.parametrize("name", ["..", "a\x01.jpg", LONG])
-def test_direct_multipart_upload_refuses_a_bad_file_name(aws, name: str) -> None:
-    body, ctype = multipart({}, {"image": (name, b"GIF89a", "image/gif")})
-    status, got, _ = call(
-        load_handler("import_image"),
-        api_event("POST", "/images", body=body, headers={"Content-Type": ctype}),
-    )
-    assert status == 400 and got["code"] == "bad_request" and "filename" in got["message"]

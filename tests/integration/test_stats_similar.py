@@ -13,7 +13,7 @@ from imgsvc.phash_index import CHUNKS, hamming, index_keys
 from imgsvc.records import IngestSource
 from imgsvc.similar import find_similar
 from tests.conftest import api_event, call, load_handler
-from tests.unit.test_records import meta, session
+from tests.integration.test_records import meta, session
 
 
 def ingest(n: int, upload: str = "u1", **kw) -> dict:

@@ -12,7 +12,7 @@ from imgsvc import cache, records, shards, stats
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest
 from imgsvc.records import IngestSource
-from tests.unit.test_records import counter_items, meta, session
+from tests.integration.test_records import counter_items, meta, session
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
