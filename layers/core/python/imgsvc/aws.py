@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -55,6 +56,29 @@ def table() -> Any:
 def ddb_client() -> Any:
     """Low-level client of the resource: transactions with Python values, not typed JSON."""
     return dynamodb().meta.client
+
+
+def all_items(
+    call: Callable[..., dict[str, Any]],
+    *,
+    next_limit: Callable[[int], int] | None = None,
+    **kwargs: Any,
+) -> Iterator[dict[str, Any]]:
+    """Every item of a paginated ``table().query`` or ``table().scan``, page after page.
+
+    Written here because boto3's paginators belong to the low-level client, whose items come
+    back as typed JSON; the resource's Table (plain Python values) has none. ``next_limit``
+    changes the page size after each page (a listing that reads more as it goes deeper).
+    """
+    while True:
+        page = call(**kwargs)
+        yield from page.get("Items", [])
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return
+        kwargs["ExclusiveStartKey"] = last
+        if next_limit is not None and "Limit" in kwargs:
+            kwargs["Limit"] = next_limit(kwargs["Limit"])
 
 
 def reset() -> None:

@@ -689,19 +689,14 @@ def get_session_item(upload_id: str) -> dict[str, Any]:
 
 def get_session(upload_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The session item and all its file items."""
-    kwargs: dict[str, Any] = {"KeyConditionExpression": Key("PK").eq(upload_pk(upload_id))}
     session = None
     files: list[dict[str, Any]] = []
-    while True:
-        page = aws.table().query(**kwargs)
-        for item in page.get("Items", []):
-            if item["SK"] == "SESSION":
-                session = item
-            elif item["SK"].startswith("FILE#"):
-                files.append(item)
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    condition = Key("PK").eq(upload_pk(upload_id))
+    for item in aws.all_items(aws.table().query, KeyConditionExpression=condition):
+        if item["SK"] == "SESSION":
+            session = item
+        elif item["SK"].startswith("FILE#"):
+            files.append(item)
     if session is None:
         raise NotFound(f"no upload session {upload_id}")
     return session, files

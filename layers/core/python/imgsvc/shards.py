@@ -43,19 +43,14 @@ def _newest_first(
     condition = Key("GSI1PK").eq(partition)
     if boundary is not None:
         condition = condition & Key("GSI1SK").lt(boundary)
-    kwargs: dict[str, Any] = {
-        "IndexName": "GSI1",
-        "KeyConditionExpression": condition,
-        "ScanIndexForward": False,
-        "Limit": first_page,
-    }
-    while True:
-        page = aws.table().query(**kwargs)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        kwargs["Limit"] = min(2 * kwargs["Limit"], max_page)
+    yield from aws.all_items(
+        aws.table().query,
+        next_limit=lambda limit: min(2 * limit, max_page),
+        IndexName="GSI1",
+        KeyConditionExpression=condition,
+        ScanIndexForward=False,
+        Limit=first_page,
+    )
 
 
 def merged_newest(

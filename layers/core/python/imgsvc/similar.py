@@ -45,18 +45,12 @@ def find_similar(image_id: str, max_distance: int, limit: int) -> SimilarResult:
     items_read = 0
     # max_distance + 1 chunks suffice: a neighbour matches at least one of them exactly.
     for pk in index_keys(target)[: max_distance + 1]:
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("PK").eq(pk)}
-        while True:
-            page = aws.table().query(**kwargs)
-            for item in page.get("Items", []):
-                items_read += 1
-                if item["SK"] != image_id:
-                    d = hamming(target, item["phash"])
-                    if d <= max_distance:
-                        distances[item["SK"]] = d
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for item in aws.all_items(aws.table().query, KeyConditionExpression=Key("PK").eq(pk)):
+            items_read += 1
+            if item["SK"] != image_id:
+                d = hamming(target, item["phash"])
+                if d <= max_distance:
+                    distances[item["SK"]] = d
     nearest = sorted(distances.items(), key=lambda kv: (kv[1], kv[0]))[:limit]
     images = records.get_images([i for i, _ in nearest])
     matches = [

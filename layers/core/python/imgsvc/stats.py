@@ -131,20 +131,14 @@ def recount(today: date | None = None) -> dict[str, Any]:
     formats: dict[str, int] = {}
     cameras: dict[str, int] = {}
     total = 0
-    kwargs: dict[str, Any] = {}
-    while True:
-        page = aws.table().scan(**kwargs)
-        for item in page.get("Items", []):
-            if item["PK"].startswith("IMAGE#"):
-                total += 1
-                formats[item["format"]] = formats.get(item["format"], 0) + 1
-                if item.get("camera"):
-                    cameras[item["camera"]] = cameras.get(item["camera"], 0) + 1
-            elif item["SK"].startswith("FILE#") and item.get("status") == "done":
-                day = item.get("day")
-                if day in per_day:
-                    per_day[day] += 1
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for item in aws.all_items(aws.table().scan):
+        if item["PK"].startswith("IMAGE#"):
+            total += 1
+            formats[item["format"]] = formats.get(item["format"], 0) + 1
+            if item.get("camera"):
+                cameras[item["camera"]] = cameras.get(item["camera"], 0) + 1
+        elif item["SK"].startswith("FILE#") and item.get("status") == "done":
+            day = item.get("day")
+            if day in per_day:
+                per_day[day] += 1
     return _summary(per_day, formats, cameras, total)
