@@ -28,11 +28,12 @@ from typing import Any
 
 from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
+from imgsvc import formats
 from imgsvc.errors import BadRequest, InvalidImage, PayloadTooLarge
 
-ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP"})
+ALLOWED_FORMATS = frozenset(formats.NAMES)
 # Image.open wants a list or tuple, not a set; the order is irrelevant (the signatures differ).
-_OPEN_ORDER = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP")
+_OPEN_ORDER = formats.NAMES
 _ALLOWED_TEXT = ", ".join(sorted(ALLOWED_FORMATS))
 
 # Pillow's JPEG opener returns an MpoImageFile for multi-picture JPEGs (some phones and 3D

@@ -7,28 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from imgsvc import formats
 from imgsvc.config import MIB, get_settings
 
-# Content types a presigned upload may declare. Never image/svg+xml: SVG is script, not pixels.
-UPLOAD_CONTENT_TYPES = {
-    "image/jpeg": "JPEG",
-    "image/png": "PNG",
-    "image/gif": "GIF",
-    "image/webp": "WEBP",
-    "image/tiff": "TIFF",
-    "image/bmp": "BMP",
-}
-# File name extensions a client may map to those content types.
-EXTENSIONS = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-    ".tif": "image/tiff",
-    ".tiff": "image/tiff",
-    ".bmp": "image/bmp",
-}
+# Content types a presigned upload may declare, and the file extensions a client maps to them.
+UPLOAD_CONTENT_TYPES = formats.CONTENT_TYPES
+EXTENSIONS = formats.EXTENSIONS
 MAX_FILES_PER_REQUEST = 50
 MAX_FILES_PER_SESSION = 1000
 # Lambda's 6 MB request limit applies after base64, so a direct upload stays under 4 MiB.

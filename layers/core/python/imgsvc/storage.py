@@ -7,11 +7,8 @@ from urllib.parse import quote, unquote_plus, urlsplit
 
 from botocore.exceptions import ClientError
 
-from imgsvc import aws
+from imgsvc import aws, formats
 from imgsvc.config import get_settings
-from imgsvc.limits import UPLOAD_CONTENT_TYPES
-
-FORMAT_CONTENT_TYPES = {fmt: ct for ct, fmt in UPLOAD_CONTENT_TYPES.items()}
 
 
 def upload_key(upload_id: str, filename: str) -> str:
@@ -71,7 +68,7 @@ def store_image(image_id: str, data: bytes, fmt: str) -> None:
         Bucket=get_settings().bucket_name,
         Key=image_key(image_id),
         Body=data,
-        ContentType=FORMAT_CONTENT_TYPES.get(fmt, "application/octet-stream"),
+        ContentType=formats.CONTENT_TYPE_OF.get(fmt, "application/octet-stream"),
     )
 
 
@@ -82,7 +79,7 @@ def copy_to_image(source_key: str, image_id: str, fmt: str) -> None:
         Bucket=bucket,
         Key=image_key(image_id),
         CopySource={"Bucket": bucket, "Key": source_key},
-        ContentType=FORMAT_CONTENT_TYPES.get(fmt, "application/octet-stream"),
+        ContentType=formats.CONTENT_TYPE_OF.get(fmt, "application/octet-stream"),
         MetadataDirective="REPLACE",
     )
 
@@ -95,20 +92,10 @@ def delete_object(key: str) -> None:
     aws.s3().delete_object(Bucket=get_settings().bucket_name, Key=key)
 
 
-EXTENSIONS = {
-    "JPEG": "jpg",
-    "PNG": "png",
-    "GIF": "gif",
-    "WEBP": "webp",
-    "TIFF": "tif",
-    "BMP": "bmp",
-}
-
-
 def download_filename(name: str | None, image_id: str, fmt: str) -> str:
     """The image's name with the extension of its detected format: 'cat.jpeg' of a PNG is
     'cat.png'; no name gives the id's first 16 characters."""
-    ext = EXTENSIONS.get(fmt, fmt.lower() or "bin")
+    ext = formats.DOWNLOAD_EXTENSION.get(fmt, fmt.lower() or "bin")
     stem = (name or "").strip()
     base, dot, old_ext = stem.rpartition(".")
     if dot and base and len(old_ext) <= 5:
@@ -134,7 +121,7 @@ def download_url(image_id: str, fmt: str, name: str | None = None) -> str:
         Params={
             "Bucket": settings.bucket_name,
             "Key": image_key(image_id),
-            "ResponseContentType": FORMAT_CONTENT_TYPES.get(fmt, "application/octet-stream"),
+            "ResponseContentType": formats.CONTENT_TYPE_OF.get(fmt, "application/octet-stream"),
             "ResponseContentDisposition": content_disposition(
                 "attachment", download_filename(name, image_id, fmt)
             ),

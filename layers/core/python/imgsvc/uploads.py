@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator
 
-from imgsvc import names, records, storage
+from imgsvc import formats, names, records, storage
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, Conflict, PayloadTooLarge
 from imgsvc.limits import MAX_FILES_PER_REQUEST
@@ -21,9 +21,7 @@ MAX_EXPIRY = 3600
 class FileSpec(JsonBody):
     filename: FileName
     # Matched exactly (the schema lists them): the presigned policy pins this very string.
-    content_type: Annotated[
-        str, Field(json_schema_extra={"enum": sorted(storage.UPLOAD_CONTENT_TYPES)})
-    ]
+    content_type: Annotated[str, Field(json_schema_extra={"enum": sorted(formats.CONTENT_TYPES)})]
     size: Annotated[JsonInt, Field(ge=1)] | None = None
 
     @field_validator("filename")
@@ -37,8 +35,8 @@ class FileSpec(JsonBody):
     @field_validator("content_type")
     @classmethod
     def _image_type(cls, value: str) -> str:
-        if value not in storage.UPLOAD_CONTENT_TYPES:
-            allowed = ", ".join(sorted(storage.UPLOAD_CONTENT_TYPES))
+        if value not in formats.CONTENT_TYPES:
+            allowed = ", ".join(sorted(formats.CONTENT_TYPES))
             raise ValueError(f"{value!r} is not accepted: use one of {allowed}")
         return value
 
