@@ -1,31 +1,7 @@
 from __future__ import annotations
 
-import contextlib
-import threading
-
 from imgsvc.cache import AnalysisCache, LRUCache, cached_urls, url_key
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class MeetingClock:
-    """A clock at which two threads meet: read inside put's critical section, it lets a
-    second put in only if the section is not locked. With the lock the first thread's wait
-    times out (the other is blocked on the lock) and both run one after the other."""
-
-    def __init__(self) -> None:
-        self.barrier = threading.Barrier(2, timeout=0.5)
-
-    def __call__(self) -> float:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            self.barrier.wait()
-        return 0.0
+from tests.unit.test_cache import Clock
 
 
 def test_analysis_cache_shared_tier_serves_other_containers(aws):

@@ -5,31 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import ConfigDict, model_validator
+from pydantic import ConfigDict
 
 from imgsvc.cache import AnalysisCache
 from imgsvc.config import get_settings
-from imgsvc.schemas import ONE_URL, JsonBody, Url, absent_by_default
+from imgsvc.schemas import ONE_URL, UrlBody
 
 
-class AnalyzeRequest(JsonBody):
+class AnalyzeRequest(UrlBody):
     model_config = ConfigDict(
         json_schema_extra={**ONE_URL, "examples": [{"url": "https://example.com/photo.jpg"}]},
     )
-    url: Url = absent_by_default(description="The image's http(s) URL.")
-    image_url: Url = absent_by_default(
-        description="The same as `url` (its original name): send one of the two."
-    )
-
-    @model_validator(mode="after")
-    def _one_url(self) -> AnalyzeRequest:
-        if (self.url is None) == (self.image_url is None):
-            raise ValueError('send the image\'s address as "url" (or "image_url"), once')
-        return self
-
-    @property
-    def target(self) -> str:
-        return self.url or self.image_url or ""
 
 
 def _capped(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:

@@ -6,14 +6,14 @@ import io
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
 from imgsvc import names
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from imgsvc.ingest import ingest_bytes
 from imgsvc.limits import DIRECT_UPLOAD_MAX_BYTES
-from imgsvc.schemas import ONE_URL, JsonBody, Url, absent_by_default
+from imgsvc.schemas import ONE_URL, UrlBody, absent_by_default
 
 # Room for the multipart boundaries, part headers and the name/desc fields.
 _MULTIPART_OVERHEAD = 64 * 1024
@@ -24,7 +24,7 @@ Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
 Desc = Annotated[str, Field(max_length=DESC_MAX)]
 
 
-class ImportRequest(JsonBody):
+class ImportRequest(UrlBody):
     """Import an image from a URL (the JSON form of POST /images)."""
 
     model_config = ConfigDict(
@@ -33,20 +33,8 @@ class ImportRequest(JsonBody):
             "examples": [{"url": "https://example.com/cat.jpg", "name": "cat", "desc": "a cat"}],
         },
     )
-    url: Url = absent_by_default(description="The image's http(s) URL.")
-    image_url: Url = absent_by_default(description="The same as `url`: send one of the two.")
     name: Name = absent_by_default(description="A name for the image (default: the file name).")
     desc: Desc = absent_by_default(description="A description.")
-
-    @model_validator(mode="after")
-    def _one_url(self) -> ImportRequest:
-        if (self.url is None) == (self.image_url is None):
-            raise ValueError('send the image\'s address as "url" (or "image_url"), once')
-        return self
-
-    @property
-    def target(self) -> str:
-        return self.url or self.image_url or ""
 
 
 def _too_large(size: int) -> PayloadTooLarge:

@@ -93,6 +93,25 @@ Url = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
 ONE_URL = {"oneOf": [{"required": ["url"]}, {"required": ["image_url"]}]}
 
 
+class UrlBody(JsonBody):
+    """A body that names an image by URL: `url`, or its alias `image_url`, exactly once."""
+
+    url: Url = absent_by_default(description="The image's http(s) URL.")
+    image_url: Url = absent_by_default(
+        description="The same as `url` (the original analyze API's name): send one of the two."
+    )
+
+    @model_validator(mode="after")
+    def _one_url(self) -> UrlBody:
+        if (self.url is None) == (self.image_url is None):
+            raise ValueError('send the image\'s address as "url" (or "image_url"), once')
+        return self
+
+    @property
+    def target(self) -> str:
+        return self.url or self.image_url or ""
+
+
 class Schema(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
