@@ -17,7 +17,7 @@ from werkzeug import Request
 
 from local_stack.cfn import ACCOUNT_ID
 from local_stack.routes import Match
-from local_stack.template import Api, Route
+from local_stack.spec import Api, Route
 
 log = logging.getLogger("local_stack")
 

@@ -25,7 +25,8 @@ from urllib.parse import quote_plus, unquote_plus
 
 from local_stack.cfn import ACCOUNT_ID
 from local_stack.runtime import InvocationError, Invoker
-from local_stack.template import Function, StackSpec, kebab
+from local_stack.spec import Function, StackSpec
+from local_stack.template import kebab
 
 log = logging.getLogger("local_stack")
 

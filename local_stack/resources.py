@@ -6,7 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from local_stack.template import Bucket, Queue, StackSpec, Table, read_stack
+from local_stack.spec import Bucket, Queue, StackSpec, Table
+from local_stack.template import read_stack
 
 
 def create_table(dynamodb: Any, table: Table) -> None:

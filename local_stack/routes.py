@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from local_stack.template import Route
+from local_stack.spec import Route
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any, Protocol
 
 from local_stack.cfn import ACCOUNT_ID
-from local_stack.template import Function
+from local_stack.spec import Function
 
 log = logging.getLogger("local_stack")
 

@@ -29,7 +29,7 @@ from local_stack.events import (
 )
 from local_stack.routes import Match, RouteTable
 from local_stack.runtime import Busy, InvocationError, Invoker
-from local_stack.template import HTTP_METHODS, Api, Route
+from local_stack.spec import HTTP_METHODS, Api, Route
 
 log = logging.getLogger("local_stack")
 

@@ -15,7 +15,8 @@ from local_stack.runtime import add_layer_paths
 from local_stack.s3_cors import S3Cors
 from local_stack.s3_post_policy import PostPolicyMiddleware
 from local_stack.server import ApiGateway, HttpServer
-from local_stack.template import StackSpec, read_stack
+from local_stack.spec import StackSpec
+from local_stack.template import read_stack
 from local_stack.workers import ProcessRuntime
 
 log = logging.getLogger("local_stack")

@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from local_stack.runtime import Busy, Invocation, InvocationError, Runtime
-from local_stack.template import Function
+from local_stack.spec import Function
 
 log = logging.getLogger("local_stack")
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from local_stack.runtime import Busy, InvocationError
-from local_stack.template import Function
+from local_stack.spec import Function
 from local_stack.workers import ProcessRuntime
 
 HANDLER = """

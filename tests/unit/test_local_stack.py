@@ -29,7 +29,8 @@ from local_stack.events import (
 from local_stack.routes import RouteTable
 from local_stack.runtime import InvocationError, Runtime, add_layer_paths, load_handler_module
 from local_stack.server import ApiGateway
-from local_stack.template import IMPLICIT_API, Route, merge_globals, read_stack
+from local_stack.spec import Route
+from local_stack.template import IMPLICIT_API, merge_globals, read_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "unit-test-key"
