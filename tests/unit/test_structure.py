@@ -53,3 +53,16 @@ def test_domain_modules_never_import_the_http_glue() -> None:
     glue = {"http"}
     users = {m for m, deps in graph().items() if deps & glue}
     assert users == set(), users
+
+
+def test_the_domain_matches_image_ids_exactly() -> None:
+    import pytest
+
+    from imgsvc.errors import BadRequest
+    from imgsvc.library import parse_image_id
+
+    good = "a" * 64
+    assert parse_image_id(good) == good
+    for loose in (good + "\n", good.upper(), good[:-1], " " + good):
+        with pytest.raises(BadRequest):
+            parse_image_id(loose)

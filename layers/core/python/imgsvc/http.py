@@ -225,15 +225,6 @@ def parse_json_body(app: APIGatewayRestResolver, model: type[M]) -> M:
         raise BadRequest(f"invalid request: {describe_errors(err.errors())}") from err
 
 
-def json_response(status_code: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        status_code=status_code,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body, default=str),
-        headers=headers or {},
-    )
-
-
 ERROR_DESCRIPTIONS = {
     400: "The request is malformed: the message names the problem.",
     404: "No such resource.",

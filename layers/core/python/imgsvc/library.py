@@ -11,9 +11,10 @@ from imgsvc import records, storage
 from imgsvc.errors import BadRequest
 from imgsvc.limits import MAX_LOOKUP_IDS
 from imgsvc.observability import logger
-from imgsvc.schemas import JsonBody, Sha256
+from imgsvc.schemas import IMAGE_ID_PATTERN, JsonBody, Sha256
 
-IMAGE_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+# The contract's pattern, matched whole: `re.match` with `$` would also accept a trailing "\n".
+IMAGE_ID_RE = re.compile(IMAGE_ID_PATTERN)
 # One DELETE /images?confirm=true call deletes at most this many, to finish inside the
 # function's timeout; the answer says whether more remain.
 DELETE_ALL_BATCH = 200
@@ -21,7 +22,7 @@ DELETE_ALL_BATCH = 200
 
 def parse_image_id(value: str) -> str:
     """Image ids are sha256 hex digests; anything else is malformed (400, not 404)."""
-    if not IMAGE_ID_RE.match(value or ""):
+    if not IMAGE_ID_RE.fullmatch(value or ""):
         raise BadRequest(
             f"malformed image id {value[:80]!r}: an image id is 64 lowercase hex characters"
         )

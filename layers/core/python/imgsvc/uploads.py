@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from imgsvc import formats, names, records, storage
 from imgsvc.config import get_settings
-from imgsvc.errors import BadRequest, Conflict, PayloadTooLarge
+from imgsvc.errors import Conflict, PayloadTooLarge
 from imgsvc.limits import MAX_FILES_PER_REQUEST
 from imgsvc.schemas import FileName, JsonBody, JsonInt
 
@@ -98,13 +98,6 @@ def create_upload(request: CreateUploadRequest) -> dict[str, Any]:
         "expires_at": records.iso(expires_at),
         "files": _presign(upload_id, files, request.expiry),
     }
-
-
-def parse_upload_id(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError as err:
-        raise BadRequest(f"malformed upload id {value[:80]!r}: it is a UUID") from err
 
 
 def add_files(upload_id: str, request: AddFilesRequest) -> dict[str, Any]:
