@@ -130,12 +130,48 @@ def test_inspect_matches_manifest(entry: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("entry", GOOD, ids=GOOD_IDS)
-def test_inspect_phash_is_imagehash_phash_of_the_file(entry: dict[str, Any]) -> None:
-    pytest.importorskip("scipy")  # imagehash.phash needs scipy.fftpack
-    imagehash = pytest.importorskip("imagehash")
+def test_inspect_phash_is_imagehash_phash_of_the_displayed_picture(
+    entry: dict[str, Any],
+) -> None:
+    import imagehash  # its phash needs scipy.fftpack: a dev requirement, never skipped
+
     meta, _ = inspect(read(entry["file"]))
     with Image.open(PHOTOS / entry["file"]) as image:
-        assert meta.phash == str(imagehash.phash(image))
+        assert meta.phash == str(imagehash.phash(ImageOps.exif_transpose(image)))
+
+
+def _sideways(upright: Image.Image, fmt: str) -> bytes:
+    """The picture stored rotated, with the EXIF Orientation (6) that shows it upright."""
+    exif = Image.Exif()
+    exif[274] = 6
+    out = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(out, fmt, exif=exif)
+    return out.getvalue()
+
+
+def _plain_bytes(image: Image.Image, fmt: str) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
+
+
+def test_sideways_copy_with_orientation_tag_hashes_as_its_upright_twin() -> None:
+    with Image.open(PHOTOS / "chelsea_canon.jpg") as photo:
+        upright = photo.convert("RGB")
+    # Lossless: the very same pixels once rotated back, so exactly the same hash.
+    plain, _ = inspect(_plain_bytes(upright, "PNG"))
+    sideways, _ = inspect(_sideways(upright, "PNG"))
+    assert sideways.orientation == 6
+    assert (sideways.width, sideways.height) == (upright.height, upright.width)
+    assert sideways.phash == plain.phash
+    # JPEG: re-encoding noise only.
+    plain_jpeg, _ = inspect(_plain_bytes(upright, "JPEG"))
+    sideways_jpeg, _ = inspect(_sideways(upright, "JPEG"))
+    distance = bin(int(plain_jpeg.phash, 16) ^ int(sideways_jpeg.phash, 16)).count("1")
+    assert distance <= 2
+    # Without the tag the stored pixels are another picture: the hash sees that.
+    rotated_untagged, _ = inspect(_plain_bytes(upright.transpose(Image.Transpose.ROTATE_90), "PNG"))
+    assert bin(int(rotated_untagged.phash, 16) ^ int(plain.phash, 16)).count("1") > 10
 
 
 def test_rotated_photo_is_displayed_portrait() -> None:

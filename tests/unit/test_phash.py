@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgsvc.phash import _dct2_rows, phash, phash_hex
+from imgsvc.phash import _dct2_rows, display_phash_hex, phash, phash_hex
 from imgsvc.phash_index import hamming
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -294,3 +294,20 @@ def test_hamming_rejects_invalid(bad: object) -> None:
         hamming(bad, "0" * 16)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         hamming("0" * 16, bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("orientation", [None, *range(1, 9)])
+@pytest.mark.parametrize("name", PHOTO_FILES)
+def test_display_phash_is_imagehash_phash_of_the_exif_transposed_image(
+    name: str, orientation: int | None
+) -> None:
+    from PIL import ImageOps
+
+    image = _open_photo(name)
+    tagged = image.copy()
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[274] = orientation
+    tagged.info["exif"] = exif.tobytes()
+    expected = str(imagehash.phash(ImageOps.exif_transpose(tagged)))
+    assert display_phash_hex(image, orientation) == expected

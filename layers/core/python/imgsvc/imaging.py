@@ -513,7 +513,7 @@ def inspect_image(
     width, height = image.size
     display = (height, width) if orientation in _SWAPS_AXES else (width, height)
 
-    from imgsvc.phash import phash_hex  # numpy-heavy; only the imaging layer has it
+    from imgsvc.phash import display_phash_hex  # numpy-heavy; only the imaging layer has it
 
     metadata = ImageMetadata(
         format=_format_of(image),
@@ -530,8 +530,9 @@ def inspect_image(
         taken_at=taken_at,
         display_width=display[0],
         display_height=display[1],
-        # As stored, before EXIF rotation: what imagehash.phash(Image.open(f)) gives clients.
-        phash=phash_hex(image),
+        # Of the picture as displayed (EXIF orientation applied): a sideways copy with the
+        # matching Orientation tag is the same picture, distance 0.
+        phash=display_phash_hex(image, orientation),
     )
     return metadata, image
 

@@ -31,7 +31,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-__all__ = ["phash", "phash_hex"]
+__all__ = ["display_phash_hex", "phash", "phash_hex"]
 
 HASH_SIZE = 8  # imagehash default hash_size: 8x8 = 64 bits
 _N = HASH_SIZE * 4  # imagehash default highfreq_factor=4: images are reduced to 32x32
@@ -139,3 +139,29 @@ def phash(image: Image.Image) -> imagehash.ImageHash:
 def phash_hex(image: Image.Image) -> str:
     """The hash as 16 lowercase hex characters (``str(imagehash.phash(image))``)."""
     return str(phash(image))
+
+
+# EXIF orientation -> the transpose that shows the picture upright (as ImageOps.exif_transpose).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def display_phash_hex(image: Image.Image, orientation: int | None) -> str:
+    """The hash of the picture as displayed: ``imagehash.phash(ImageOps.exif_transpose(im))``.
+
+    ``orientation`` is the image's EXIF orientation (None or 1: already upright). Greyscale
+    conversion is per pixel, so it commutes with the transpose; converting first turns a
+    full-size RGB rotation into a one-byte-per-pixel one, with bit-identical results.
+    HEIF decoders apply the container's rotation themselves and report orientation 1.
+    """
+    op = _TRANSPOSE.get(orientation or 1)
+    if op is None:
+        return phash_hex(image)
+    return phash_hex(image.convert("L").transpose(op))
