@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+import pi_heif
 import pytest
 
 from tests.support.photo_server import PhotoServer
@@ -25,6 +26,10 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "imgsvc-test")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "imgsvc")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+# Tests open HEIF photos with Image.open as the service does (imgsvc.imaging registers the
+# same plugin on first use, whichever test runs first).
+pi_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 
 class TickingClock:

@@ -18,7 +18,9 @@ app = create_app()
     "/images/<image_id>/crop",
     summary="Crop an image into a new one",
     description="The box is in pixels of the image as displayed (EXIF orientation applied). The "
-    "result is a new image with `derived_from`; the same crop again returns it with 200.",
+    "result is a new image with `derived_from`, in the source's format, except HEIF/HEIC "
+    "(no encoder is shipped), which is cropped to JPEG: the new image's `format` says which. "
+    "The same crop again returns it with 200.",
     responses=responses(
         {201: ("The new image.", Image), 200: ("This crop already existed.", Image)},
         {

@@ -159,6 +159,7 @@ def test_the_same_photo_twice_is_one_image(stack, library):  # library holds the
         "image_id": MANIFEST["astronaut_nikon.jpg"]["sha256"],
         "duplicate": True,
         "error": None,
+        "note": None,
     }
     keys = stack.s3.list_objects_v2(Bucket=stack.bucket_name, Prefix="images/")["Contents"]
     assert sum(k["Key"].endswith(state["image_id"]) for k in keys) == 1

@@ -35,8 +35,11 @@ def big_jpeg(megabytes: int) -> bytes:
 
 @pytest.mark.parametrize(
     "name",
-    ["chelsea_canon.jpg", "horse_rgba.png", "gravel.gif", "brick.webp", "coins.tiff", "clock.bmp"],
-)
+    [
+        "chelsea_canon.jpg", "horse_rgba.png", "gravel.gif", "brick.webp", "coins.tiff",
+        "clock.bmp", "chelsea_iphone_rot6.heic", "nokia_hdr_phone.heif", "coffee_pixel_rot6.avif",
+    ],
+)  # fmt: skip
 def test_analyze_matches_the_manifest_then_hits_the_cache(handlers, photo_server, manifest, name):
     url = photo_server.url(name)
     status, body, _ = analyze(handlers, url)
@@ -50,6 +53,9 @@ def test_analyze_matches_the_manifest_then_hits_the_cache(handlers, photo_server
             "width": m["width"],
             "height": m["height"],
             "mode": m["mode"],
+            # Only PNG's header counts frames; WebP's flags an animation (VP8X) or a still.
+            "animated": False if m["format"] in ("PNG", "WEBP") else None,
+            "frames": 1 if m["format"] == "PNG" else None,
         },
         "cache": "miss",
     }
@@ -150,3 +156,12 @@ def test_import_from_url(aws, photo_server, monkeypatch, manifest):
     monkeypatch.setenv("ALLOW_PRIVATE_URLS", "false")
     status, body, _ = call(handler, api_event("POST", "/images", body={"url": url}))
     assert status == 400 and body["code"] == "blocked_url"
+
+
+def test_a_phone_heif_is_analyzed_from_its_header(handlers, photo_server, manifest):
+    name = "nokia_hdr_phone.heif"  # 866 KB, its meta box in the first 3.4 KB
+    status, body, _ = analyze(handlers, photo_server.url(name))
+    assert status == 200
+    assert body["result"]["size"] == "4608x3456" and body["result"]["format"] == "HEIF"
+    # Far less than the file (the server sends in chunks and stops when the client does).
+    assert photo_server.bytes_sent(name) < manifest[name]["bytes"] // 4

@@ -8,13 +8,8 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from imgsvc import stats
+from imgsvc import formats, stats
 from tests.conftest import PHOTOS, LambdaContext, api_event, call, load_event, load_handler
-
-CONTENT_TYPES = {
-    "jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
-    "tiff": "image/tiff", "bmp": "image/bmp",
-}  # fmt: skip
 
 
 @pytest.fixture
@@ -23,7 +18,10 @@ def handlers(aws):
 
 
 def start_upload(handlers, *filenames: str) -> str:
-    files = [{"filename": f, "content_type": CONTENT_TYPES[f.rsplit(".", 1)[1]]} for f in filenames]
+    files = [
+        {"filename": f, "content_type": formats.EXTENSIONS["." + f.rsplit(".", 1)[1].lower()]}
+        for f in filenames
+    ]
     status, body, _ = call(
         handlers["uploads"], api_event("POST", "/uploads", body={"expiry": 60, "files": files})
     )
@@ -85,6 +83,7 @@ def test_every_good_photo_is_ingested_with_its_manifest_metadata(handlers, aws, 
         "image_id": expected["sha256"],
         "duplicate": False,
         "error": None,
+        "note": None,
     }
     status, image, _ = call(
         load_handler("images"), api_event("GET", f"/images/{expected['sha256']}")
@@ -190,3 +189,58 @@ def test_a_stray_object_under_the_uploads_prefix_is_removed(handlers, aws, key):
     event = s3_event(aws.bucket, "other/keep.jpg", 4)
     [result] = handlers["ingest"].lambda_handler(event, LambdaContext())["results"]
     assert result["outcome"] == "ignored" and objects(aws) == ["other/keep.jpg"]
+
+
+def _session(handlers, files: list[dict]) -> tuple[int, dict]:
+    status, body, _ = call(
+        handlers["uploads"], api_event("POST", "/uploads", body={"expiry": 60, "files": files})
+    )
+    return status, body
+
+
+def test_a_heic_declared_as_nothing_or_octet_stream_goes_by_its_extension(handlers, aws):
+    status, body = _session(
+        handlers,
+        [
+            {"filename": "IMG_0001.HEIC"},  # Chrome sends no type for .heic
+            {"filename": "IMG_0002.heic", "content_type": "application/octet-stream"},
+            {"filename": "pic.avif", "content_type": ""},
+        ],
+    )
+    assert status == 201, body
+    signed = {f["filename"]: f["fields"]["Content-Type"] for f in body["files"]}
+    assert signed == {
+        "IMG_0001.HEIC": "image/heic",
+        "IMG_0002.heic": "image/heic",
+        "pic.avif": "image/avif",
+    }
+    data = (PHOTOS / "chelsea_iphone_rot6.heic").read_bytes()
+    [result] = deliver(handlers, aws, body["upload_id"], "IMG_0001.HEIC", data)
+    assert result["outcome"] == "created"
+    state = status_of(handlers, body["upload_id"])["IMG_0001.HEIC"]
+    assert state["status"] == "done" and state["note"] is None
+    head = aws.s3.head_object(Bucket=aws.bucket, Key=f"images/{result['image_id']}")
+    assert head["ContentType"] == "image/heic"
+
+
+def test_a_generic_type_with_an_unknown_extension_is_refused(handlers, aws):
+    status, body = _session(handlers, [{"filename": "scan.xyz", "content_type": ""}])
+    assert status == 400
+    assert "scan.xyz" in body["message"] and ".heic" in body["message"]
+
+
+def test_a_declared_type_the_file_is_not_is_served_as_detected_and_noted(handlers, aws):
+    status, body = _session(handlers, [{"filename": "horse.jpg", "content_type": "image/jpeg"}])
+    assert status == 201
+    data = (PHOTOS / "horse_rgba.png").read_bytes()
+    [result] = deliver(handlers, aws, body["upload_id"], "horse.jpg", data)
+    assert result["outcome"] == "created"
+    state = status_of(handlers, body["upload_id"])["horse.jpg"]
+    assert state["status"] == "done"
+    assert state["note"] == (
+        "declared as image/jpeg but the file is PNG: stored and served as image/png"
+    )
+    head = aws.s3.head_object(Bucket=aws.bucket, Key=f"images/{result['image_id']}")
+    assert head["ContentType"] == "image/png"
+    _, image, _ = call(load_handler("images"), api_event("GET", f"/images/{result['image_id']}"))
+    assert image["format"] == "PNG"

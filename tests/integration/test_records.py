@@ -31,6 +31,8 @@ def meta(n: int, fmt: str = "JPEG", camera: str | None = "Canon - EOS") -> dict:
         "display_width": 10,
         "display_height": 20,
         "phash": f"{n:016x}",
+        "animated": False,
+        "frames": 1,
     }
 
 

@@ -405,4 +405,10 @@ def test_layer_requirements_are_pinned_to_the_dev_versions() -> None:
     assert {"aws-lambda-powertools", "multipart"} <= set(
         _pins(ROOT / "layers/runtime/requirements.txt")
     )
-    assert set(_pins(ROOT / "layers/imaging/requirements.txt")) == {"pillow", "numpy", "imagehash"}
+    # pi-heif: libheif with its LGPL decoder only; pillow-heif would bring GPL x265 into the layer.
+    assert set(_pins(ROOT / "layers/imaging/requirements.txt")) == {
+        "pillow",
+        "numpy",
+        "imagehash",
+        "pi-heif",
+    }

@@ -6,6 +6,7 @@ import { bytes, h } from "./dom.js";
 const TYPES = {
   jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png", gif: "image/gif",
   webp: "image/webp", tif: "image/tiff", tiff: "image/tiff", bmp: "image/bmp",
+  heic: "image/heic", heif: "image/heif", avif: "image/avif",
 };
 const ACCEPTED = new Set(Object.values(TYPES));
 const PER_REQUEST = 50; // POST /uploads and /uploads/{id}/files take 50 files at most
@@ -178,7 +179,7 @@ export function addFiles(fileList) {
     jobs.push(job);
     if (!job.type) {
       setState(job, "rejected", "rejected");
-      job.result.textContent = "not an accepted image type (JPEG, PNG, GIF, WebP, TIFF, BMP)";
+      job.result.textContent = "not an accepted image type (JPEG, PNG, GIF, WebP, TIFF, BMP, HEIC/HEIF, AVIF)";
     } else fresh.push(job);
   }
   updateSummary();
@@ -196,11 +197,11 @@ export function addFiles(fileList) {
 
 export function renderUpload(root) {
   const picker = h("input", {
-    type: "file", id: "file-input", multiple: true, accept: "image/*", class: "visually-hidden",
+    type: "file", id: "file-input", multiple: true, accept: "image/*,.heic,.heif,.avif", class: "visually-hidden",
     onchange: () => { addFiles([...picker.files]); picker.value = ""; },
   });
   const camera = h("input", {
-    type: "file", id: "camera-input", accept: "image/*", capture: "environment",
+    type: "file", id: "camera-input", accept: "image/*,.heic,.heif", capture: "environment",
     class: "visually-hidden",
     onchange: () => { addFiles([...camera.files]); camera.value = ""; },
   });

@@ -22,13 +22,13 @@ import struct
 import time
 import warnings
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-from imgsvc import formats
+from imgsvc import formats, isobmff
 from imgsvc.errors import BadRequest, InvalidImage, PayloadTooLarge
 
 ALLOWED_FORMATS = frozenset(formats.NAMES)
@@ -52,6 +52,12 @@ _TIFF_COMPRESSIONS = frozenset(
     {"raw", "packbits", "tiff_lzw", "tiff_deflate", "tiff_adobe_deflate"}
 )
 
+# Formats whose files may hold an animation (AVIF: image sequences). Everything the service
+# computes (hashes, crop, ASCII, renditions) uses the first frame, the one a still viewer shows.
+_ANIMATABLE = frozenset({"GIF", "WEBP", "PNG", "AVIF"})
+# Frames times pixels an animation may hold: what a browser must decode to play it.
+MAX_FRAME_PIXELS_FACTOR = 10  # times the still-image pixel limit
+
 # CPU the header probe may spend parsing (its cost is linear in the bytes read; this bounds
 # what a huge capped prefix could still cost).
 PROBE_CPU_SECONDS = 2.0
@@ -70,8 +76,10 @@ _SWAPS_AXES = frozenset({5, 6, 7, 8})
 
 # Errors Pillow raises on bad input while parsing or decoding (UnidentifiedImageError and
 # DecompressionBombError are handled before these).
+# RuntimeError: libavif's and libheif's bindings raise it for pictures that fail to decode.
 _DECODE_ERRORS = (
     OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error,
+    RuntimeError,
 )  # fmt: skip
 
 
@@ -86,6 +94,10 @@ class ImageInfo:
     width: int
     height: int
     mode: str
+    # Only where the header says: an APNG's acTL chunk counts its frames, a WebP's VP8X
+    # header flags an animation without counting; GIF and AVIF say nothing up front.
+    animated: bool | None = field(default=None, compare=False)
+    frames: int | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +106,8 @@ class ImageInfo:
             "width": self.width,
             "height": self.height,
             "mode": self.mode,
+            "animated": self.animated,
+            "frames": self.frames,
         }
 
 
@@ -124,7 +138,12 @@ class _PrefixReader(io.BytesIO):
 
 def _ensure_plugins() -> None:
     if any(fmt not in Image.OPEN for fmt in _OPEN_ORDER):
-        Image.init()  # WEBP and TIFF are not among Pillow's pre-initialised plugins
+        Image.init()  # WEBP, TIFF and AVIF are not among Pillow's pre-initialised plugins
+        # HEIF: libheif with only the LGPL libde265 decoder (pi-heif), loaded on first use.
+        # Thumbnails and depth maps inside the file are not ours to decode.
+        import pi_heif
+
+        pi_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 
 def _accepts(accept: Any, prefix: bytes) -> bool:
@@ -167,17 +186,14 @@ def _webp_info(data: bytes) -> ImageInfo | None:
         return None
     if width <= 0 or height <= 0:
         return None
-    return ImageInfo("WEBP", width, height, "RGBA" if alpha else "RGB")
+    animated = bool(data[20] & 0x02) if chunk == b"VP8X" else False
+    return ImageInfo("WEBP", width, height, "RGBA" if alpha else "RGB", animated)
 
 
 def _unsupported_message(data: bytes) -> str:
     """Name the format when we can, so the user knows what to convert."""
     prefix = data[:16]
-    if prefix[4:8] == b"ftyp" and prefix[8:12] in {b"heic", b"heix", b"mif1", b"msf1", b"hevc"}:
-        return f"unsupported format HEIC: allowed formats are {_ALLOWED_TEXT}; convert it to JPEG"
-    if prefix[4:8] == b"ftyp" and prefix[8:12] in {b"avif", b"avis"}:
-        return f"unsupported format AVIF: allowed formats are {_ALLOWED_TEXT}; convert it to JPEG"
-    Image.init()
+    _ensure_plugins()
     for fmt in Image.ID:
         if fmt in ALLOWED_FORMATS:
             continue
@@ -225,6 +241,17 @@ def _identify(data: bytes, *, complete: bool) -> ImageInfo | int:
             factory = JpegImagePlugin.JpegImageFile
         if fmt == "WEBP" and (info := _webp_info(data)) is not None:
             return info
+        if fmt in ("HEIF", "AVIF"):
+            # The decoders want the whole file; the meta box at its start says enough.
+            try:
+                width, height, mode = isobmff.decoded_size_and_mode(isobmff.parse(data))
+                return ImageInfo(fmt, width, height, mode)
+            except isobmff.NeedMore:
+                if not complete:
+                    need = max(need, 2 * len(data))
+                    continue
+            except isobmff.Malformed:
+                pass  # unusual layouts (meta after the pixels): let the decoder judge
         reader = _PrefixReader(data)
         try:
             with warnings.catch_warnings():
@@ -244,6 +271,9 @@ def _identify(data: bytes, *, complete: bool) -> ImageInfo | int:
             continue
         fmt_name = _FORMAT_ALIASES.get(image.format or fmt, image.format or fmt)
         width, height = image.size
+        if fmt_name == "PNG":
+            frames = int(getattr(image, "n_frames", 1))  # from acTL, read before IDAT
+            return ImageInfo(fmt_name, width, height, image.mode, frames > 1, frames)
         return ImageInfo(fmt_name, width, height, image.mode)
     if need:
         return need
@@ -419,6 +449,8 @@ class ImageMetadata:
     display_width: int
     display_height: int
     phash: str
+    animated: bool = False
+    frames: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -474,6 +506,27 @@ def _read_exif(image: Image.Image) -> tuple[Image.Exif | None, dict[int, Any]]:
     return exif, sub
 
 
+def _frame_count(image: Image.Image, max_frame_pixels: int) -> int:
+    """Frames of an animation (1 for a still image), refused over ``max_frame_pixels``.
+
+    PNG (acTL), WebP and AVIF state the count in their headers; for GIF Pillow walks the
+    frame headers without decoding them, work bounded by the file size cap.
+    """
+    if _format_of(image) not in _ANIMATABLE or not getattr(image, "is_animated", False):
+        return 1
+    frames = int(image.n_frames)
+    image.seek(0)
+    width, height = image.size
+    if frames * width * height > max_frame_pixels:
+        raise InvalidImage(
+            f"the animation has {frames:,} frames of {width}x{height} "
+            f"({frames * width * height:,} pixels in all), more than the limit of "
+            f"{max_frame_pixels:,}: shorten it or make it smaller",
+            details={"frames": frames, "width": width, "height": height},
+        )
+    return frames
+
+
 def decode_image(data: bytes, *, max_pixels: int, max_bytes: int) -> Image.Image:
     """The validated, decoded image (as stored), with the same checks as ``inspect_image``."""
     if len(data) > max_bytes:
@@ -513,6 +566,8 @@ def inspect_image(
     width, height = image.size
     display = (height, width) if orientation in _SWAPS_AXES else (width, height)
 
+    frames = _frame_count(image, max_pixels * MAX_FRAME_PIXELS_FACTOR)
+
     from imgsvc.phash import display_phash_hex  # numpy-heavy; only the imaging layer has it
 
     metadata = ImageMetadata(
@@ -533,6 +588,8 @@ def inspect_image(
         # Of the picture as displayed (EXIF orientation applied): a sideways copy with the
         # matching Orientation tag is the same picture, distance 0.
         phash=display_phash_hex(image, orientation),
+        animated=frames > 1,
+        frames=frames,
     )
     return metadata, image
 
@@ -594,11 +651,11 @@ def _crop_exif(source: Image.Image, size: tuple[int, int]) -> Image.Exif | None:
 def _encode(image: Image.Image, fmt: str, *, source: Image.Image, data: bytes) -> bytes:
     info = source.info
     params: dict[str, Any] = {}
-    if fmt in ("JPEG", "PNG", "WEBP", "TIFF") and info.get("icc_profile"):
+    if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "AVIF") and info.get("icc_profile"):
         params["icc_profile"] = info["icc_profile"]
     if fmt in ("JPEG", "PNG", "TIFF", "BMP") and info.get("dpi"):
         params["dpi"] = info["dpi"]
-    exif = _crop_exif(source, image.size) if fmt in ("JPEG", "PNG", "WEBP") else None
+    exif = _crop_exif(source, image.size) if fmt in ("JPEG", "PNG", "WEBP", "AVIF") else None
     if exif is not None:
         params["exif"] = exif
     if fmt == "JPEG":
@@ -609,6 +666,8 @@ def _encode(image: Image.Image, fmt: str, *, source: Image.Image, data: bytes) -
             params.update(lossless=True)
         else:
             params.update(quality=95, alpha_quality=100)
+    elif fmt == "AVIF":
+        params.update(quality=90, speed=6)  # speed 6: a 12 Mpx crop in a few seconds
     elif fmt == "TIFF":
         compression = info.get("compression", "raw")
         params["compression"] = (
@@ -639,14 +698,17 @@ def _encode(image: Image.Image, fmt: str, *, source: Image.Image, data: bytes) -
     return out.getvalue()
 
 
-def crop_image(data: bytes, box: tuple[int, int, int, int], *, max_pixels: int) -> bytes:
+def crop_image(
+    data: bytes, box: tuple[int, int, int, int], *, max_pixels: int
+) -> tuple[bytes, str]:
     """Crop ``box`` = (left, top, right, bottom), in pixels of the image as displayed.
 
-    The result is upright (EXIF orientation applied, Orientation tag removed) and in the
-    source's format: JPEG at quality 95 4:4:4, PNG/GIF with their mode, palette and
-    transparency, WebP lossless if the source was (else quality 95, alpha kept), TIFF and BMP
-    losslessly. Camera EXIF (make, model, date) is kept for JPEG, PNG and WebP, text tags for
-    TIFF. Animated GIF/WebP and multi-page TIFF: the first frame only.
+    Returns the bytes and their format. The result is upright (EXIF orientation applied,
+    Orientation tag removed) and in the source's format, except HEIF (no encoder is
+    shipped), which becomes JPEG: JPEG at quality 95 4:4:4, PNG/GIF with their mode, palette
+    and transparency, AVIF at quality 90, WebP lossless if the source was (else quality 95,
+    alpha kept), TIFF and BMP losslessly. Camera EXIF (make, model, date) is kept for JPEG,
+    PNG, WebP and AVIF, text tags for TIFF. Animations and multi-page TIFF: the first frame.
     Raises BadRequest naming the valid range for a bad box, InvalidImage for bad data.
     """
     left, top, right, bottom = _parse_box(box)
@@ -670,7 +732,18 @@ def crop_image(data: bytes, box: tuple[int, int, int, int], *, max_pixels: int) 
             details={"width": width, "height": height},
         )
     cropped = upright.crop((left, top, right, bottom))
-    return _encode(cropped, fmt, source=image, data=data)
+    if not formats.BY_NAME[fmt].writable:
+        fmt = "JPEG"
+        if cropped.mode not in ("RGB", "L"):
+            cropped = _flatten(cropped)
+    return _encode(cropped, fmt, source=image, data=data), fmt
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB on white: JPEG has no alpha."""
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
 
 
 # --------------------------------------------------------------------------- ASCII art

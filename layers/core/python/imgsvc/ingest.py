@@ -8,9 +8,10 @@ URL imports and crops hand over bytes (``ingest_bytes``). Both end in
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
-from imgsvc import records, storage
+from imgsvc import formats, records, storage
 from imgsvc.config import get_settings
 from imgsvc.errors import InvalidImage, PayloadTooLarge
 from imgsvc.observability import logger
@@ -25,6 +26,14 @@ def _inspect(data: bytes) -> dict[str, Any]:
         data, max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes
     )
     return meta.to_dict()
+
+
+def _type_note(declared: str | None, detected: str) -> str | None:
+    """Browsers guess types from file names: the bytes decide, and the file state says so."""
+    if not declared or formats.CONTENT_TYPES.get(declared) == detected:
+        return None
+    served = formats.CONTENT_TYPE_OF[detected]
+    return f"declared as {declared} but the file is {detected}: stored and served as {served}"
 
 
 def ingest_bytes(
@@ -99,6 +108,7 @@ def ingest_upload_object(key: str, size: int | None) -> dict[str, Any]:
         logger.info("upload rejected", extra={"key": key, "reason": err.message})
         return {"key": key, "outcome": "rejected", "error": err.message}
 
+    source = replace(source, note=_type_note(state.get("content_type"), meta["format"]))
     image, duplicate = records.commit_ingest(
         meta, source, lambda: storage.copy_to_image(key, meta["sha256"], meta["format"])
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ConfigDict
 
-from imgsvc import records, storage
+from imgsvc import formats, records, storage
 from imgsvc.cache import LRUCache
 from imgsvc.config import get_settings
 from imgsvc.errors import NotFound
@@ -37,16 +37,17 @@ def _content(image: dict[str, Any]) -> bytes:
 
 
 def crop(image_id: str, box: CropRequest) -> tuple[dict[str, Any], bool]:
-    """Crop a stored image into a new image (same format) that records ``derived_from``."""
+    """Crop a stored image into a new image that records ``derived_from``: same format,
+    except HEIF, which becomes JPEG (its record's ``format`` says so)."""
     from imgsvc.imaging import crop_image
 
     source = records.get_image(parse_image_id(image_id))
-    cropped = crop_image(
+    cropped, fmt = crop_image(
         _content(source),
         (box.left, box.top, box.right, box.bottom),
         max_pixels=get_settings().max_pixels,
     )
-    ext = {"JPEG": "jpg"}.get(source["format"], source["format"].lower())
+    ext = formats.DOWNLOAD_EXTENSION[fmt]  # HEIF crops come back as JPEG
     base = source["name"] or source["image_id"][:12]
     return ingest_bytes(
         cropped,

@@ -38,7 +38,7 @@ _jitter = random.Random()
 IMAGE_FIELDS = (
     "image_id", "format", "width", "height", "mode", "bytes", "sha256", "sha1", "make",
     "model", "camera", "orientation", "taken_at", "display_width", "display_height", "phash",
-    "name", "desc", "source_url", "derived_from", "created_at",
+    "animated", "frames", "name", "desc", "source_url", "derived_from", "created_at",
 )  # fmt: skip
 
 
@@ -132,6 +132,7 @@ class IngestSource:
     source_url: str | None = None
     derived_from: str | None = None
     presigned: bool = True  # False: the upload file record is created by the ingest itself
+    note: str | None = None  # for the upload's file state: e.g. declared type != detected
 
 
 def _reasons(err: ClientError) -> list[str]:
@@ -212,6 +213,7 @@ def _file_done(
         "image_id": image_id,
         "duplicate": duplicate,
         "error": None,
+        "note": source.note,
         "day": now.strftime("%Y-%m-%d"),
         "completed_at": iso(now),
         "expire_at": int((now + timedelta(days=UPLOAD_RECORD_DAYS)).timestamp()),
@@ -222,7 +224,7 @@ def _file_done(
                 "TableName": table,
                 "Key": {"PK": item["PK"], "SK": item["SK"]},
                 "UpdateExpression": "SET #s = :done, image_id = :id, duplicate = :dup, "
-                "#e = :none, #d = :day, completed_at = :at",
+                "#e = :none, #d = :day, completed_at = :at, note = :note",
                 "ConditionExpression": "#s = :pending",
                 "ExpressionAttributeNames": {"#s": "status", "#e": "error", "#d": "day"},
                 "ExpressionAttributeValues": {
@@ -233,6 +235,7 @@ def _file_done(
                     ":none": None,
                     ":day": item["day"],
                     ":at": item["completed_at"],
+                    ":note": source.note,
                 },
             }
         }
@@ -716,4 +719,5 @@ def file_state(item: dict[str, Any]) -> dict[str, Any]:
         "image_id": item.get("image_id"),
         "duplicate": bool(item.get("duplicate")),
         "error": item.get("error"),
+        "note": item.get("note"),
     }

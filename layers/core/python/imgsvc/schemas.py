@@ -147,6 +147,12 @@ class AnalysisResult(Schema):
     width: int
     height: int
     mode: str
+    animated: bool | None = Field(
+        None, description="Whether the header says it is an animation (PNG, WebP); else null."
+    )
+    frames: int | None = Field(
+        None, ge=1, description="Frames, where the header counts them (PNG); else null."
+    )
 
 
 class Analysis(Schema):
@@ -178,7 +184,16 @@ class Image(Schema):
     taken_at: str | None = Field(description="EXIF DateTimeOriginal as ISO 8601, or null.")
     display_width: int = Field(description="Width as displayed (EXIF orientation applied).")
     display_height: int
-    phash: str = Field(description="imagehash.phash of the image, 16 hex characters.")
+    phash: str = Field(
+        description="imagehash.phash of the picture as displayed (EXIF orientation applied; "
+        "the first frame of an animation), 16 hex characters."
+    )
+    animated: bool | None = Field(
+        None, description="Whether the file is an animation (null: recorded before this was)."
+    )
+    frames: int | None = Field(
+        None, ge=1, description="Frames in the file, 1 for a still image (null: not recorded)."
+    )
     name: str | None
     desc: str | None
     source_url: str | None
@@ -225,6 +240,9 @@ class FileState(Schema):
     image_id: Sha256 | None
     duplicate: bool
     error: str | None
+    note: str | None = Field(
+        None, description="What the service noticed, e.g. a declared type the file is not."
+    )
 
 
 class UploadState(Schema):

@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from imgsvc import formats, names, records, storage
 from imgsvc.config import get_settings
@@ -21,7 +21,17 @@ MAX_EXPIRY = 3600
 class FileSpec(JsonBody):
     filename: FileName
     # Matched exactly (the schema lists them): the presigned policy pins this very string.
-    content_type: Annotated[str, Field(json_schema_extra={"enum": sorted(formats.CONTENT_TYPES)})]
+    # Missing, empty or generic (what browsers send for .heic): the extension decides.
+    content_type: Annotated[
+        str,
+        Field(
+            json_schema_extra={
+                "enum": sorted(formats.CONTENT_TYPES) + sorted(formats.GENERIC_CONTENT_TYPES)
+            },
+            description="The file's image type; empty or application/octet-stream to go by "
+            "the file name's extension.",
+        ),
+    ] = ""
     size: Annotated[JsonInt, Field(ge=1)] | None = None
 
     @field_validator("filename")
@@ -35,10 +45,25 @@ class FileSpec(JsonBody):
     @field_validator("content_type")
     @classmethod
     def _image_type(cls, value: str) -> str:
-        if value not in formats.CONTENT_TYPES:
+        if value not in formats.CONTENT_TYPES and value not in formats.GENERIC_CONTENT_TYPES:
             allowed = ", ".join(sorted(formats.CONTENT_TYPES))
-            raise ValueError(f"{value!r} is not accepted: use one of {allowed}")
+            raise ValueError(
+                f"{value!r} is not accepted: use one of {allowed}, or leave it empty to go "
+                "by the file's extension"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _resolve_type(self) -> FileSpec:
+        resolved = formats.content_type_for(self.filename, self.content_type)
+        if resolved is None:
+            extensions = ", ".join(sorted(formats.EXTENSIONS))
+            raise ValueError(
+                f"{self.filename}: no content type was given and its extension is not one of "
+                f"{extensions}: name the type or rename the file"
+            )
+        self.content_type = resolved
+        return self
 
 
 FileList = Annotated[list[FileSpec], Field(max_length=MAX_FILES_PER_REQUEST)]
