@@ -289,3 +289,24 @@ def test_batches_hold_at_most_the_batch_size(aws) -> None:
         out=lambda _: None,
     )
     assert sorted(len(b["ids"]) for b in _drain(target)) == [1, 3, 3]
+
+
+def test_a_delete_that_read_the_old_hash_removes_the_moved_index_items(
+    aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delete reads the image, the migration moves its hash, then the delete commits."""
+    sideways, _ = seed_stale(aws.table)
+    read = records.get_image
+    outcomes: list[str] = []
+
+    def read_then_migrate(image_id: str) -> dict[str, Any]:
+        image = read(image_id)
+        if not outcomes:
+            outcomes.append(migrations.run_one(DISPLAY, image_id))
+        return image
+
+    monkeypatch.setattr(records, "get_image", read_then_migrate)
+    deleted = records.delete_image(sideways)
+    assert outcomes == ["changed"]
+    assert deleted["phash"] == displayed_hash()
+    assert _traces(aws.table, sideways) == []  # no index item of either hash is left
