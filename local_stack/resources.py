@@ -42,7 +42,8 @@ def create_all(spec: StackSpec, *, dynamodb: Any, s3: Any, sqs: Any) -> None:
         create_table(dynamodb, table)
     for bucket in spec.buckets.values():
         create_bucket(s3, bucket, spec.region)
-    for queue in spec.queues.values():
+    # Dead-letter queues first: a RedrivePolicy must name an existing queue.
+    for queue in sorted(spec.queues.values(), key=lambda q: q.dead_letter_queue is not None):
         create_queue(sqs, queue)
 
 

@@ -93,6 +93,17 @@ class S3Subscription:
 
 
 @dataclass(frozen=True)
+class SqsSubscription:
+    """A function's SQS event source: which queue, how many messages per invocation."""
+
+    function: str
+    queue: str  # logical id
+    batch_size: int = 10
+    report_failures: bool = False  # FunctionResponseTypes: [ReportBatchItemFailures]
+    max_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency
+
+
+@dataclass(frozen=True)
 class Table:
     logical_id: str
     name: str
@@ -111,7 +122,9 @@ class Bucket:
 class Queue:
     logical_id: str
     name: str
-    attributes: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, str] = field(default_factory=dict)  # CreateQueue's, RedrivePolicy too
+    dead_letter_queue: str | None = None  # logical id (RedrivePolicy.deadLetterTargetArn)
+    max_receive_count: int | None = None
 
 
 @dataclass
@@ -127,6 +140,8 @@ class StackSpec:
     buckets: dict[str, Bucket] = field(default_factory=dict)
     queues: dict[str, Queue] = field(default_factory=dict)
     subscriptions: list[S3Subscription] = field(default_factory=list)
+    sqs_subscriptions: list[SqsSubscription] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)  # the Outputs that resolve locally
     layer_paths: list[Path] = field(default_factory=list)  # each layer's <ContentUri>/python
     notes: list[str] = field(default_factory=list)  # what is not emulated, and why
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local_stack import notifications, resources
+from local_stack import notifications, resources, sqs_events
 from local_stack.moto_dynamodb import DynamoDBLock, install_transaction_undo_log
 from local_stack.runtime import add_layer_paths
 from local_stack.s3_cors import S3Cors
@@ -118,7 +118,7 @@ class LocalStack:
         self.moto: MotoServer | None = None
         self.api: HttpServer | None = None
         self.deliveries: list[notifications.Delivery] = []
-        self.pollers: list[notifications.Poller] = []
+        self.pollers: list[notifications.Poller | sqs_events.SqsPoller] = []
         self.runtime: ProcessRuntime | None = None
 
     def start(self) -> None:
@@ -159,6 +159,13 @@ class LocalStack:
                 d, spec, runtime, sqs, retry_delay=s.retry_delay, concurrency=s.workers
             )
             for d in self.deliveries
+        ]
+        # Half the workers at most, so the API still answers while a queue is drained.
+        self.pollers += [
+            sqs_events.SqsPoller(
+                sub, spec, runtime, sqs, retry_delay=s.retry_delay, concurrency=s.workers // 2
+            )
+            for sub in spec.sqs_subscriptions
         ]
         for poller in self.pollers:
             poller.start()
@@ -225,6 +232,12 @@ class LocalStack:
             "queues": {q.logical_id: spec.queue_url(q.logical_id) for q in spec.queues.values()},
             "event_queues": {d.function: d.queue_url for d in self.deliveries},
             "failure_queues": {d.function: d.failure_queue_url for d in self.deliveries},
+            # The template's Outputs that resolve locally, by the names a deployed stack has.
+            "outputs": dict(spec.outputs),
+            "sqs_event_sources": {s.function: s.queue for s in spec.sqs_subscriptions},
+            # Each function's settings from the template (tools read them as from Lambda's
+            # GetFunctionConfiguration in AWS).
+            "environments": {f.logical_id: dict(f.environment) for f in spec.functions.values()},
             "allow_private_urls": self.settings.allow_private_urls.strip().lower()
             in ("1", "true", "yes", "on"),
             "pid": os.getpid(),

@@ -8,6 +8,7 @@ media types, gateway responses), tables, buckets, queues and S3 notifications.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -31,6 +32,7 @@ from local_stack.spec import (
     Queue,
     Route,
     S3Subscription,
+    SqsSubscription,
     StackSpec,
     Table,
     queue_url,
@@ -127,7 +129,16 @@ class _Reader:
                 self.spec.notes.append(f"{logical_id}: no function routes to this API")
             if kind in ("AWS::Serverless::HttpApi", "AWS::Serverless::SimpleTable"):
                 self.spec.notes.append(f"{logical_id}: {kind} is not emulated")
+        self._outputs()
         return self.spec
+
+    def _outputs(self) -> None:
+        """The Outputs a local stack has too (queue URLs, names); the API's need API Gateway."""
+        for name, output in (self.template.get("Outputs") or {}).items():
+            try:
+                self.spec.outputs[name] = scalar_to_str(self.resolver.resolve(output["Value"]))
+            except (Unresolvable, KeyError, TypeError, ValueError):
+                continue
 
     # ---------------------------------------------------------------- storage
     def _physical_name(self, logical_id: str, props: dict[str, Any], key: str) -> str:
@@ -237,7 +248,18 @@ class _Reader:
         )
         attributes = {k: scalar_to_str(props[k]) for k in copied if k in props}
         name = self.resolver.attrs[(logical_id, "QueueName")]
-        return Queue(logical_id, name, attributes)
+        redrive = props.get("RedrivePolicy") or {}
+        dlq = logical_id_of((raw.get("RedrivePolicy") or {}).get("deadLetterTargetArn"))
+        if not redrive:
+            return Queue(logical_id, name, attributes)
+        if dlq not in self.resources:
+            raise ValueError(f"{logical_id}: RedrivePolicy names no queue of the template")
+        receives = int(redrive["maxReceiveCount"])
+        # moto's SQS moves a message to the DLQ itself, on the receive after the last allowed.
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": redrive["deadLetterTargetArn"], "maxReceiveCount": receives}
+        )
+        return Queue(logical_id, name, attributes, dlq, receives)
 
     # ---------------------------------------------------------------- functions
     def _function(self, logical_id: str, props: dict[str, Any]) -> None:
@@ -266,6 +288,8 @@ class _Reader:
                 self.spec.routes.append(self._route(logical_id, event_props))
             elif kind == "S3":
                 self.spec.subscriptions.append(self._s3_event(logical_id, event_props))
+            elif kind == "SQS":
+                self.spec.sqs_subscriptions.append(self._sqs_event(logical_id, event_props))
             else:
                 self.spec.notes.append(f"{logical_id}.{event_id}: {kind} events are not emulated")
 
@@ -346,6 +370,26 @@ class _Reader:
         rules = ((props.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
         filter_rules = tuple((str(r["Name"]).lower(), str(r["Value"])) for r in rules)
         return S3Subscription(logical_id, bucket, events, filter_rules)
+
+    def _sqs_event(self, logical_id: str, raw: dict[str, Any]) -> SqsSubscription:
+        queue = logical_id_of(raw.get("Queue"))
+        if queue not in self.spec.queues:
+            raise ValueError(f"{logical_id}: SQS event on {raw.get('Queue')}, not a template queue")
+        props = self.resolver.resolve({k: v for k, v in raw.items() if k != "Queue"})
+        scaling = props.get("ScalingConfig") or {}
+        if props.get("MaximumBatchingWindowInSeconds") or props.get("FilterCriteria"):
+            self.spec.notes.append(
+                f"{logical_id}: batching windows and filter criteria of SQS events are ignored"
+            )
+        return SqsSubscription(
+            logical_id,
+            queue,
+            batch_size=int(props.get("BatchSize", 10)),
+            report_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+            max_concurrency=int(scaling["MaximumConcurrency"])
+            if "MaximumConcurrency" in scaling
+            else None,
+        )
 
     # ---------------------------------------------------------------- APIs
     def _api_props(self, api_id: str) -> dict[str, Any]:

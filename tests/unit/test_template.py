@@ -50,6 +50,7 @@ FUNCTIONS: dict[str, tuple[str, bool, set[tuple[str, str]]]] = {
     "AsciiFunction": ("ascii", True, {("GET", "/images/{image_id}/ascii")}),
     "StatsFunction": ("stats", False, {("GET", "/stats")}),
     "WebAppFunction": ("webapp", False, {("GET", "/"), ("GET", "/static/{version}/{name}")}),
+    "MigrationFunction": ("migrate", True, set()),
 }
 NO_API_KEY = {
     ("GET", "/status"),
@@ -319,6 +320,9 @@ def test_bucket_name_is_fixed_and_never_referenced_by_functions(
         for statement in statements(resources[name]):
             for resource in as_list(statement["Resource"]):
                 arn = resource["Fn::Sub"]
+                if arn.startswith("arn:${AWS::Partition}:dynamodb:"):
+                    assert arn.endswith(":table/${ImageTable}"), name
+                    continue
                 assert arn.startswith("arn:${AWS::Partition}:s3:::" + BUCKET_NAME["Fn::Sub"]), name
 
 
@@ -360,9 +364,42 @@ def test_ingest_is_triggered_by_uploads_and_has_a_dead_letter_queue(
     assert resources["IngestDeadLetterQueue"]["Type"] == "AWS::SQS::Queue"
 
 
+def test_migrations_fan_out_over_a_queue_with_a_dead_letter_queue(
+    resources: dict[str, Any],
+) -> None:
+    fn = props(resources, "MigrationFunction")
+    (event,) = fn["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["MigrationQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = props(resources, "MigrationQueue")
+    redrive = queue["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["MigrationDeadLetterQueue", "Arn"]}
+    # The function knows which receive is the last: it counts a message as failed then.
+    assert (
+        str(redrive["maxReceiveCount"]) == fn["Environment"]["Variables"]["MIGRATION_MAX_RECEIVES"]
+    )
+    # Lambda needs the visibility timeout to be at least the function's timeout.
+    assert int(queue["VisibilityTimeout"]) >= 6 * int(fn["Timeout"])
+    # No Scan or Query: it reads and writes single items (and transactions of them).
+    actions = {a for s in statements(resources["MigrationFunction"]) for a in as_list(s["Action"])}
+    assert not {a for a in actions if a.startswith("dynamodb:")} - {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+    }
+    assert not [a for a in actions if a.startswith("s3:") and WRITE_ACTIONS.match(a)]
+
+
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
     assert {"ApiUrl", "BucketName", "TableName", "ApiKeyId", "IngestDeadLetterQueueUrl"} <= set(
+        outputs
+    )
+    # scripts/migrate.py finds the queue and the function's settings by these.
+    assert {"MigrationQueueUrl", "MigrationDeadLetterQueueUrl", "MigrationFunctionName"} <= set(
         outputs
     )
     # SAM names the key of a PER_API usage plan <ApiLogicalId>ApiKey.

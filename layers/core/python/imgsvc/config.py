@@ -49,6 +49,7 @@ class Settings:
     index_shards: int
     content_url_ttl_seconds: int
     tracing_enabled: bool
+    migration_max_receives: int = 3
 
 
 def get_settings() -> Settings:
@@ -72,4 +73,6 @@ def get_settings() -> Settings:
         index_shards=_int("INDEX_SHARDS", 8),
         content_url_ttl_seconds=_int("CONTENT_URL_TTL_SECONDS", 300),
         tracing_enabled=_bool("TRACING_ENABLED", False),
+        # The MigrationQueue's maxReceiveCount: the receive after which a message is dead.
+        migration_max_receives=_int("MIGRATION_MAX_RECEIVES", 3),
     )

@@ -515,13 +515,15 @@ def list_images(limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], s
     return [image_view(i) for i in items], _encode_cursor(items[-1]["GSI1SK"]) if more else None
 
 
-def delete_image(image_id: str, delete_object: Callable[[], None] | None = None) -> dict[str, Any]:
+def delete_image(
+    image_id: str, delete_object: Callable[[], None] | None = None, *, _read: Any = None
+) -> dict[str, Any]:
     """Delete the image item, its phash index entries, and take it out of the counts; then
     ``delete_object`` (the S3 object) while the delete guard says a delete is running.
 
     The per-day upload counters are history and stay. Returns the deleted image.
     """
-    image = get_image(image_id)
+    image = image_view(_read) if _read is not None else get_image(image_id)
     table = get_settings().table_name
     guard = aws.table().get_item(Key=_guard_key(image_id), ConsistentRead=True).get("Item")
     gen = int(guard["gen"]) + 1 if guard else 1
@@ -530,7 +532,10 @@ def delete_image(image_id: str, delete_object: Callable[[], None] | None = None)
             "Delete": {
                 "TableName": table,
                 "Key": {"PK": image_pk(image_id), "SK": "META"},
-                "ConditionExpression": "attribute_exists(PK)",
+                # The phash it read: a migration moving the index meanwhile must not leave
+                # index items behind (imgsvc.migrations).
+                "ConditionExpression": "attribute_exists(PK) AND phash = :p",
+                "ExpressionAttributeValues": {":p": image["phash"]},
             }
         },
         *_image_counters(image, -1),
@@ -555,6 +560,10 @@ def delete_image(image_id: str, delete_object: Callable[[], None] | None = None)
     reasons = _transact(items)
     if reasons is not None:
         if reasons[0] == "ConditionalCheckFailed":
+            key = {"PK": image_pk(image_id), "SK": "META"}
+            current = aws.table().get_item(Key=key, ConsistentRead=True).get("Item")
+            if current is not None and current.get("phash") != image["phash"]:
+                return delete_image(image_id, delete_object, _read=current)  # hash moved
             raise NotFound(f"no image with id {image_id}")
         if reasons[-1] == "ConditionalCheckFailed":
             raise Conflict(f"image {image_id} is being deleted already: retry in a moment")
