@@ -15,6 +15,7 @@ import pytest
 import requests
 from PIL import Image
 
+from imgsvc import formats
 from imgsvc_client import ApiError, Client
 from tests.conftest import PHOTOS
 
@@ -27,14 +28,15 @@ MANIFEST = {e["file"]: e for e in json.loads((PHOTOS / "manifest.json").read_tex
 GOOD = sorted(n for n, e in MANIFEST.items() if e.get("pillow_opens") and not n.startswith("bad_"))
 # S3 refuses an empty file itself (content-length-range starts at 1): see test_an_empty_file.
 BAD = sorted(n for n in MANIFEST if n.startswith("bad_") and (PHOTOS / n).stat().st_size)
-TYPES = {
-    "jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
-    "tiff": "image/tiff", "bmp": "image/bmp",
-}  # fmt: skip
+TYPES = {ext.lstrip("."): t for ext, t in formats.EXTENSIONS.items()}
 # phash neighbours within distance 8 among the test photos (measured with imagehash).
+# The hash is of the picture as displayed: a sideways photo with its orientation (the JPEG's
+# EXIF tag, the AVIF's and HEIC's irot) matches its upright copies, whatever the format;
+# coffee_sony_padded.jpg, the same pixels stored sideways without a tag, matches none.
 NEAR_DUPLICATES = [
-    {"chelsea_canon.jpg", "chelsea_pixel.jpg"},
-    {"coffee_iphone_rot6.jpg", "coffee_sony_padded.jpg"},
+    {"chelsea_canon.jpg", "chelsea_pixel.jpg", "chelsea_iphone_rot6.heic"},
+    {"coffee_iphone_rot6.jpg", "coffee_samsung.heif", "coffee_pixel_rot6.avif"},
+    {"horse_rgba.png", "horse_alpha.heic", "horse_alpha.avif"},
 ]
 
 
@@ -262,7 +264,8 @@ def test_analyze_and_history(stack, photo_server):
     first, second = api.analyze(url), api.analyze(url)
     assert (first["cache"], second["cache"]) == ("miss", "hit")
     assert first["result"] == {
-        "format": "WEBP", "size": "512x512", "width": 512, "height": 512, "mode": "RGB"
+        "format": "WEBP", "size": "512x512", "width": 512, "height": 512, "mode": "RGB",
+        "animated": False, "frames": None,  # WebP's header flags animation, does not count
     }  # fmt: skip
     history = api.history()
     assert history["cached_items"][0] == url and history["count"] == len(history["cached_items"])
