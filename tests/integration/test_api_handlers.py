@@ -69,6 +69,7 @@ def test_create_upload_presigns_a_post_per_file(h, aws):
         "image_id": None,
         "duplicate": False,
         "error": None,
+        "thumbnail_url": None,
     }
 
 

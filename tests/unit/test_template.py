@@ -40,6 +40,7 @@ FUNCTIONS: dict[str, tuple[str, bool, set[tuple[str, str]]]] = {
             ("GET", "/images/{image_id}"),
             ("DELETE", "/images/{image_id}"),
             ("GET", "/images/{image_id}/content"),
+            ("GET", "/images/{image_id}/thumbnail"),
             ("POST", "/images/lookup"),
         },
     ),
@@ -48,6 +49,7 @@ FUNCTIONS: dict[str, tuple[str, bool, set[tuple[str, str]]]] = {
     "DiffFunction": ("diff", False, {("GET", "/images/{image_id}/diff/{other_id}")}),
     "SimilarFunction": ("similar", False, {("GET", "/images/{image_id}/similar")}),
     "AsciiFunction": ("ascii", True, {("GET", "/images/{image_id}/ascii")}),
+    "RenditionFunction": ("rendition", True, {("GET", "/images/{image_id}/rendition")}),
     "StatsFunction": ("stats", False, {("GET", "/stats")}),
     "WebAppFunction": ("webapp", False, {("GET", "/"), ("GET", "/static/{version}/{name}")}),
 }
@@ -56,6 +58,8 @@ NO_API_KEY = {
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/images/{image_id}/content"),
+    ("GET", "/images/{image_id}/thumbnail"),
+    ("GET", "/images/{image_id}/rendition"),
     ("GET", "/"),
     ("GET", "/static/{version}/{name}"),
 }
