@@ -50,6 +50,8 @@ def test_links_stay_the_same_inside_a_window_and_change_in_the_next(aws, clock):
     clock.now = clock.now.replace(minute=5)
     first = storage.thumbnail_url("a" * 64)
     clock.now += timedelta(minutes=50)  # 12:55, same hour
+    assert storage.thumbnail_url("a" * 64) == first  # from the process's cache of links
+    storage._LINKS.clear()  # signed again: still the same link
     assert storage.thumbnail_url("a" * 64) == first
     clock.now += timedelta(minutes=10)  # 13:05, the next window
     later = storage.thumbnail_url("a" * 64)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import threading
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -251,6 +253,16 @@ def window_start(now: datetime | None = None) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % window, UTC).replace(tzinfo=None)
 
 
+# The links of the current window, per client (its credentials sign them): inside a window
+# the same inputs give the same link, and botocore's presigning costs milliseconds a link
+# (endpoint rules, validation), which a page of 100 thumbnails would pay on every call.
+_LINKS: weakref.WeakKeyDictionary[Any, tuple[datetime, dict[tuple[Any, ...], str]]] = (
+    weakref.WeakKeyDictionary()
+)
+_LINKS_MAX = 10_000
+_links_lock = threading.Lock()
+
+
 def rendition_url(key: str) -> str:
     """A GET link to a rendition that stays the same for a whole window.
 
@@ -259,18 +271,31 @@ def rendition_url(key: str) -> str:
     """
     settings = get_settings()
     client = aws.s3()
+    signed_at = window_start()
+    expires = settings.link_window_seconds + settings.content_url_ttl_seconds
+    cache_key = (expires, settings.bucket_name, key)
+    with _links_lock:
+        window = _LINKS.get(client)
+        if window is None or window[0] != signed_at:  # a new window: the old links go
+            window = _LINKS[client] = (signed_at, {})
+        links = window[1]
+        if cache_key in links:
+            return links[cache_key]
     client.meta.events.register(
         "choose-signer.s3.GetObject", _choose_window_signer, unique_id=_WINDOW_SIGNER
     )
-    token = _SIGNING_TIME.set(window_start())
+    token = _SIGNING_TIME.set(signed_at)
     try:
-        return client.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": settings.bucket_name, "Key": key},
-            ExpiresIn=settings.link_window_seconds + settings.content_url_ttl_seconds,
+        url = client.generate_presigned_url(
+            "get_object", Params={"Bucket": settings.bucket_name, "Key": key}, ExpiresIn=expires
         )
     finally:
         _SIGNING_TIME.reset(token)
+    with _links_lock:
+        if len(links) >= _LINKS_MAX:
+            links.clear()
+        links[cache_key] = url
+    return url
 
 
 def thumbnail_url(image_id: str) -> str:
