@@ -242,3 +242,13 @@ def test_upload_state_carries_the_thumbnail_of_done_files(h, aws):
     assert done["status"] == "done"
     assert done["thumbnail_url"] == storage.thumbnail_url(result["image_id"])
     fetch(done["thumbnail_url"])
+
+
+def test_ensure_thumbnail_writes_a_missing_one_once(aws):
+    image = ingest("coffee_iphone_rot6.jpg")
+    key = f"renditions/{image['image_id']}/thumb.webp"
+    aws.s3.delete_object(Bucket=aws.bucket, Key=key)  # as for an image from before thumbnails
+    assert renditions.ensure_thumbnail(image["image_id"]) is True
+    assert renditions.ensure_thumbnail(image["image_id"]) is False
+    _, thumb = fetch(image["thumbnail_url"])
+    assert thumb.size == (213, 320)

@@ -12,6 +12,7 @@ renditions one image can cause stays bounded.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,6 +162,25 @@ def rendition_url(image_id: str, width: int, fmt: str) -> str:
 
 
 def _render_and_store(image_id: str, width: int, encoding: Encoding, key: str) -> None:
+    _store_rendered(
+        image_id, key, lambda image: render(image, width, encoding), encoding.content_type
+    )
+
+
+def ensure_thumbnail(image_id: str) -> bool:
+    """Write the thumbnail of a stored image that has none (images ingested before thumbnails
+    existed: for the backfill). True when it wrote one; idempotent."""
+    image_id = records.get_image(parse_image_id(image_id))["image_id"]
+    key = storage.thumbnail_key(image_id)
+    if storage.object_exists(key):
+        return False
+    _store_rendered(image_id, key, thumbnail, THUMBNAIL.content_type)
+    return True
+
+
+def _store_rendered(
+    image_id: str, key: str, make: Callable[[Image.Image], bytes], content_type: str
+) -> None:
     data = storage.read_image(image_id)
     if data is None:
         raise NotFound(f"the content of image {image_id} is missing from storage")
@@ -168,7 +188,7 @@ def _render_and_store(image_id: str, width: int, encoding: Encoding, key: str) -
     decoded = decode_image(
         data, max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes
     )
-    storage.store_rendition(key, render(decoded, width, encoding), encoding.content_type)
+    storage.store_rendition(key, make(decoded), content_type)
     # A delete that ran while we rendered listed the renditions before this one existed:
     # look again, and take back what we wrote if the image is gone.
     try:
