@@ -99,7 +99,7 @@ clean:
 # ------------------------------------------------------------------ sam build recipes
 FUNCTIONS := StatusFunction AnalyzeFunction HistoryFunction UploadsFunction IngestFunction \
 	ImagesFunction ImportFunction CropFunction DiffFunction SimilarFunction AsciiFunction \
-	StatsFunction WebAppFunction MigrationFunction
+	StatsFunction WebAppFunction MigrationFunction RenditionFunction
 PIP_LAYERS := RuntimeLayer ImagingLayer
 
 .PHONY: $(addprefix build-,$(FUNCTIONS) $(PIP_LAYERS) CoreLayer)

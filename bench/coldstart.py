@@ -176,6 +176,10 @@ class Fixtures:
                 "POST", f"{image}/crop", {"left": 0, "top": 0, "right": 64, "bottom": 48}
             ),
             "ascii": lambda: api_event("GET", f"{image}/ascii", query={"width": "60"}),
+            # a new width each run: the first request of a rendition renders it
+            "rendition": lambda: api_event(
+                "GET", f"{image}/rendition", query={"width": str(160 + self.count % 200)}
+            ),
             "ingest": self._upload_event,
         }
         make = events.get(name)

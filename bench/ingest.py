@@ -1,4 +1,5 @@
-"""Section 4: ingest of a 12 Mpx JPEG, phase by phase, against a naive Pillow + imagehash path.
+"""Section 4: ingest of a 12 Mpx JPEG, phase by phase, against a naive Pillow + imagehash path,
+and what writing the thumbnail adds to it (the same ingest with the thumbnail step left out).
 
 The service's phases are timed by wrapping its own functions (``storage.read_object``,
 ``imaging._decode``, the ``hashlib`` constructors ``imaging`` calls, ``phash.phash_hex``)
@@ -25,6 +26,8 @@ from bench.env import BUCKET, PHOTOS, count_requests, moto_stack
 
 RUNS = 5  # per path, alternating; plus one warm-up each
 INGESTS = 3  # through ingest_upload_object
+THUMBNAIL_PAIRS = 9  # ingests with and without the thumbnail, alternating
+THUMBNAIL_GOAL = 0.15  # issue 8: at most +15% on a 12 Mpx JPEG
 SOURCE = "reconyx_trailcam.jpg"
 SIZE = (4000, 3000)
 PHASES = ("read", "sha256+sha1", "decode", "phash")
@@ -140,20 +143,101 @@ def _naive_path(key: str) -> tuple[dict[str, float], str]:
     return times, value
 
 
-def _upload(data: bytes) -> tuple[str, int]:
+def _upload(data: bytes, filename: str = "photo.jpg") -> tuple[str, int]:
     """A pending upload file with its object in place, as after a presigned POST."""
-    from imgsvc import aws, records, storage
+    from imgsvc import aws, formats, records, storage
 
     upload_id = str(uuid.uuid4())
-    filename = "photo.jpg"
-    files = [{"filename": filename, "content_type": "image/jpeg", "size": len(data)}]
+    content_type = formats.content_type_for(filename, "")
+    files = [{"filename": filename, "content_type": content_type, "size": len(data)}]
     records.create_session(upload_id, records.now_utc() + timedelta(minutes=5), files)
     key = storage.upload_key(upload_id, filename)
-    aws.s3().put_object(Bucket=BUCKET, Key=key, Body=data, ContentType="image/jpeg")
+    aws.s3().put_object(Bucket=BUCKET, Key=key, Body=data, ContentType=content_type)
     return key, len(data)
 
 
-def run() -> None:
+PHONE_SOURCE = "nokia_hdr_phone.heif"  # a real phone HEIF, 4608x3456
+PHONE_PAIRS = 5
+
+
+def _same_pixels() -> dict[str, bytes]:
+    """The phone HEIF, and JPEG (quality 90) and AVIF (quality 60, speed 8) of its pixels."""
+    from PIL import Image
+
+    from imgsvc import imaging
+
+    heif = (PHOTOS / PHONE_SOURCE).read_bytes()
+    imaging._ensure_plugins()  # the HEIF opener, as the service registers it
+    with Image.open(io.BytesIO(heif)) as image:
+        pixels = image.convert("RGB")
+    out = {"HEIF": heif}
+    for fmt, params in (("JPEG", {"quality": 90}), ("AVIF", {"quality": 60, "speed": 8})):
+        buf = io.BytesIO()
+        pixels.save(buf, fmt, **params)
+        out[fmt] = buf.getvalue()
+    return out
+
+
+def _phone_ingests() -> tuple[dict[str, bytes], dict[str, list[float]]]:
+    """ingest_upload_object of the same pixels as HEIF, JPEG and AVIF, alternating, each a new
+    image (deleted between runs, outside the timing)."""
+    from imgsvc import library
+    from imgsvc.ingest import ingest_upload_object
+
+    files = _same_pixels()
+    times: dict[str, list[float]] = {fmt: [] for fmt in files}
+    for run_number in range(PHONE_PAIRS + 1):  # the first round warms up (plugins, clients)
+        for fmt, data in files.items():
+            key, size = _upload(data, f"phone.{fmt.lower()}")
+            elapsed, result = report.timed(lambda k=key, s=size: ingest_upload_object(k, s))
+            assert result["outcome"] == "created", result
+            library.delete(result["image_id"])
+            if run_number:
+                times[fmt].append(elapsed)
+    return files, times
+
+
+@contextmanager
+def without_thumbnail() -> Iterator[None]:
+    """The ingest as it was before thumbnails: no render, no second PutObject."""
+    from imgsvc import renditions, storage
+
+    with (
+        mock.patch.object(renditions, "thumbnail", lambda image: b""),
+        mock.patch.object(storage, "store_rendition", lambda *args, **kwargs: None),
+    ):
+        yield
+
+
+def _thumbnail_cost(data: bytes) -> tuple[list[float], list[float], list[float]]:
+    """Ingest times with and without the thumbnail, alternating, each of a new image (the
+    image is deleted between runs, outside the timing), and the thumbnail's render time."""
+    from imgsvc import imaging, library, renditions
+    from imgsvc.ingest import ingest_upload_object
+
+    with_thumb: list[float] = []
+    without: list[float] = []
+    render: list[float] = []
+    library.delete(hashlib.sha256(data).hexdigest())  # the ingests above created it
+    for _ in range(THUMBNAIL_PAIRS):
+        for mode in ("with", "without"):
+            key, size = _upload(data)
+            if mode == "with":
+                elapsed, result = report.timed(lambda k=key, s=size: ingest_upload_object(k, s))
+                with_thumb.append(elapsed)
+            else:
+                with without_thumbnail():
+                    elapsed, result = report.timed(lambda k=key, s=size: ingest_upload_object(k, s))
+                without.append(elapsed)
+            assert result["outcome"] == "created", result
+            library.delete(result["image_id"])
+    _, image = imaging.inspect_image(data, max_pixels=10**9, max_bytes=10**9)
+    for _ in range(THUMBNAIL_PAIRS):
+        render.append(report.timed(lambda: renditions.thumbnail(image))[0])
+    return with_thumb, without, render
+
+
+def run() -> bool:
     from imgsvc import aws
     from imgsvc.ingest import ingest_upload_object
 
@@ -188,6 +272,8 @@ def run() -> None:
             outcomes.append(result["outcome"])
             s3_calls.append(dict(s3_counts.ops))
             ddb_calls.append(ddb_counts.total)
+        with_thumb, without, render = _thumbnail_cost(data)
+        phone_files, phone_times = _phone_ingests()
 
     report.note(
         f"{SIZE[0]}x{SIZE[1]} JPEG ({SIZE[0] * SIZE[1] / 1e6:.0f} Mpx, quality 90, "
@@ -230,5 +316,49 @@ def run() -> None:
         f"S3 GetObject calls per ingest: {gets} (expected 1 each); all S3 calls of the first: "
         f"{s3_text}; DynamoDB requests per ingest: {ddb_calls}."
     )
+    problem = False
     if any(n != 1 for n in gets):
         report.warning(f"an ingest read the object from S3 {gets} times, not once")
+        problem = True
+
+    ours, before = report.median(with_thumb), report.median(without)
+    added = ours / before - 1
+    report.table(
+        ["ingest_upload_object", "median", "runs"],
+        [
+            ["with the thumbnail (shipped)", report.ms(ours), len(with_thumb)],
+            ["without it (render and PutObject left out)", report.ms(before), len(without)],
+            ["thumbnail render alone (320 px WebP)", report.ms(report.median(render)), len(render)],
+        ],
+    )
+    alone = report.median(render) / before
+    report.note(
+        f"The thumbnail adds {added:+.1%} to the ingest of a new 12 Mpx JPEG "
+        f"(with / without: {report.ratio(ours, before)}; goal at most +{THUMBNAIL_GOAL:.0%}); "
+        f"alternating runs, each of a new image. Its render alone is {alone:.1%} of the "
+        "ingest without it (the two differ by the noise of moto's S3 and DynamoDB)."
+    )
+    if added > THUMBNAIL_GOAL:
+        report.warning(f"the thumbnail adds {added:.1%} to ingest, over {THUMBNAIL_GOAL:.0%}")
+        problem = True
+
+    jpeg = report.median(phone_times["JPEG"])
+    report.table(
+        ["same pixels (4608x3456) as", "file", "ingest median", "/ JPEG"],
+        [
+            [
+                fmt,
+                report.size(len(phone_files[fmt])),
+                report.ms(report.median(times)),
+                report.ratio(report.median(times), jpeg),
+            ]
+            for fmt, times in phone_times.items()
+        ],
+    )
+    report.note(
+        f"tests/data/photos/{PHONE_SOURCE} (a real phone HEIF, HEVC decoded by libheif/libde265 "
+        f"through pi-heif) against a JPEG and an AVIF of its decoded pixels made in this run; "
+        f"ingest_upload_object including the thumbnail, median of {PHONE_PAIRS} alternating runs "
+        "after a warm-up round, each a new image."
+    )
+    return problem

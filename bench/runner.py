@@ -22,7 +22,17 @@ def main(argv: list[str] | None = None) -> int:
     # Library deprecation chatter (moto, botocore) would break up the report.
     warnings.simplefilter("ignore", DeprecationWarning)
 
-    from bench import analyze, cli_upload, coldstart, imports, ingest, library, probe, scale
+    from bench import (
+        analyze,
+        cli_upload,
+        coldstart,
+        imports,
+        ingest,
+        library,
+        probe,
+        renditions,
+        scale,
+    )
 
     shared = library.Library()
     sections: list[tuple[str, Callable[[], object]]] = [
@@ -31,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         ("Analyze header probe: hostile structures vs an ordinary file", probe.run),
         ("Handler import time (cold start) per function", imports.run),
         ("Cold start vs boto3 + one client; first invocation; layer bytecode", coldstart.run),
-        ("Ingest of a 12 Mpx JPEG: phases, naive baseline, S3 reads", ingest.run),
+        ("Ingest of a 12 Mpx JPEG: phases, naive baseline, S3 reads, thumbnail", ingest.run),
+        ("Renditions of a 12 Mpx photo: time and size per format and width", renditions.run),
         ("GET /stats: 20 vs 2,000 images", lambda: library.stats(shared)),
         (
             "Similar images: phash index vs full scan (2,000 images)",

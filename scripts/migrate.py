@@ -238,7 +238,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     commands.add_parser("list", help="the registered migrations")
     for command in ("run", "status"):
         sub = commands.add_parser(command, help=f"{command} a migration")
-        sub.add_argument("name", help="the migration (see `list`)")
+        sub.add_argument(
+            "names",
+            nargs="+",
+            metavar="name",
+            help="migrations (see `list`), or `all`: every registered one, in order",
+        )
         where = sub.add_mutually_exclusive_group(required=True)
         where.add_argument("--stack", help="a deployed stack's name (AWS credentials needed)")
         where.add_argument("--local", action="store_true", help="the local stack (make local)")
@@ -269,37 +274,50 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         for migration in migrations.REGISTRY.values():
             out(f"{migration.tag}  {migration.description}")
         return 0
+    names = list(migrations.REGISTRY) if args.names == ["all"] else list(dict.fromkeys(args.names))
     try:
-        migrations.get(args.name)
+        for name in names:
+            migrations.get(name)
     except KeyError as err:
         out(f"error: {err.args[0]}")
         return 2
+    if args.command == "run" and not 1 <= args.batch <= migrations.BATCH_IDS:
+        out(f"error: --batch must be 1..{migrations.BATCH_IDS}")
+        return 2
     target = local_target(args.ready_file) if args.local else stack_target(args.stack, args.region)
-    if args.command == "status":
-        progress = migrations.get_progress(args.name)
-        out(
-            describe(progress) if progress else f"{args.name} has never run on {target.description}"
-        )
-    else:
-        if not 1 <= args.batch <= migrations.BATCH_IDS:
-            out(f"error: --batch must be 1..{migrations.BATCH_IDS}")
-            return 2
-        progress = enqueue(
-            target,
-            args.name,
-            restart=args.restart,
-            page_size=args.page_size,
-            batch=args.batch,
-            max_pages=args.max_pages,
-            out=out,
-        )
-        if args.wait:
-            progress = wait(target, args.name, timeout=args.timeout, interval=2.0, out=out)
-            out(describe(progress))
-    dead = dead_letters(target) if progress else None
+    failed = False
+    for name in names:
+        progress = _one(args, target, name, out)
+        failed = failed or bool(progress and progress["failed"])
+    dead = dead_letters(target)
     if dead:
         out(f"{dead} messages in the dead-letter queue {target.dlq_url}")
-    return 1 if progress and progress["failed"] else 0
+    return 1 if failed else 0
+
+
+def _one(
+    args: argparse.Namespace, target: Target, name: str, out: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """Status or run (and follow) one migration; its progress item."""
+    from imgsvc import migrations
+
+    if args.command == "status":
+        progress = migrations.get_progress(name)
+        out(describe(progress) if progress else f"{name} has never run on {target.description}")
+        return progress
+    progress = enqueue(
+        target,
+        name,
+        restart=args.restart,
+        page_size=args.page_size,
+        batch=args.batch,
+        max_pages=args.max_pages,
+        out=out,
+    )
+    if args.wait:
+        progress = wait(target, name, timeout=args.timeout, interval=2.0, out=out)
+        out(describe(progress))
+    return progress
 
 
 if __name__ == "__main__":

@@ -57,11 +57,24 @@ def get_content(image_id: ImageId):  # a redirect: no body model
     return Response(status_code=302, headers={"Location": library.content_url(image_id)}, body="")
 
 
+@app.get(
+    "/images/<image_id>/thumbnail",
+    summary="The image's thumbnail",
+    description="Redirects (302) to the thumbnail: a WebP of the picture as displayed, at most "
+    "320 px on its long side (the `thumbnail_url` of the image). Needs no API key.",
+    responses=responses({302: ("Follow the Location header to the thumbnail.", None)}, NOT_FOUND),
+    tags=["library"],
+    security=[],
+)
+def get_thumbnail(image_id: ImageId):  # a redirect: no body model
+    return Response(status_code=302, headers={"Location": library.thumbnail_url(image_id)}, body="")
+
+
 @app.delete(
     "/images/<image_id>",
     summary="Delete an image",
-    description="Removes the image's bytes, its record, and its share of the format and camera "
-    "counts. The uploads-per-day history stays.",
+    description="Removes the image's bytes, its thumbnail and renditions, its record, and its "
+    "share of the format and camera counts. The uploads-per-day history stays.",
     responses=responses(
         {200: ("The image was deleted.", Deleted)},
         {**NOT_FOUND, 409: "The image is being deleted by another request: retry in a moment."},

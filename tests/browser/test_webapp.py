@@ -106,6 +106,9 @@ def test_upload_gallery_image_page_delete_stats_and_analyze(
     names = [c.find_element("css selector", ".name").text for c in browser.all("#gallery li")]
     assert sorted(names) == sorted(GOOD)  # the duplicate is the same image
     wait_images_loaded(browser, "#gallery img")
+    # the cards show the stored thumbnails, straight from S3 (one API call for the page)
+    sources = [i.get_attribute("src") for i in browser.all("#gallery img")]
+    assert all("/renditions/" in s and "/thumb.webp?" in s for s in sources), sources
     browser.screenshots("gallery")
 
     # ---------------------------------------------------------------- image page
@@ -122,6 +125,8 @@ def test_upload_gallery_image_page_delete_stats_and_analyze(
         )
     )
     assert browser.find("#image-title").text == "motorcycle_left.jpg"
+    # the page shows a rendition sized for the screen, not the original
+    assert f"images/{moto['image_id']}/rendition?width=" in picture.get_attribute("src")
     metadata = browser.find("#metadata").text
     assert moto["sha256"] in metadata and moto["phash"] in metadata
 

@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 from PIL import Image, ImageOps
 
 from imgsvc.phash import display_phash_hex, phash_hex
@@ -64,7 +65,19 @@ def make_stale(stack: LocalStackProcess, image_id: str, old: str) -> None:
         t.delete_item(Key={"PK": pk, "SK": image_id})
     for pk in index_keys(old):
         t.put_item(Item={"PK": pk, "SK": image_id, "phash": old})
-    t.update_item(Key=key, UpdateExpression="SET phash = :p", ExpressionAttributeValues={":p": old})
+    t.update_item(
+        Key=key,
+        UpdateExpression="SET phash = :p REMOVE migrations",  # written before: no marks
+        ExpressionAttributeValues={":p": old},
+    )
+    # ... and before thumbnails.
+    stack.s3.delete_object(Bucket=stack.bucket_name, Key=f"renditions/{image_id}/thumb.webp")
+
+
+def thumbnail_status(stack: LocalStackProcess, image_id: str) -> int:
+    link = stack.session.get(stack.url(f"/images/{image_id}/thumbnail"), allow_redirects=False)
+    assert link.status_code == 302
+    return requests.get(link.headers["Location"], timeout=10).status_code
 
 
 def similar_ids(stack: LocalStackProcess, image_id: str) -> dict[str, int]:
@@ -94,6 +107,7 @@ def test_the_backfill_moves_old_hashes_resumes_and_changes_nothing_twice(own_sta
         old, displayed = phash_hex(im), display_phash_hex(im, 6)
     assert stack.session.get(stack.url(f"/images/{sideways}")).json()["phash"] == displayed
     make_stale(stack, sideways, old)
+    assert thumbnail_status(stack, sideways) == 404
     near = similar_ids(stack, sideways)
     assert stored_twin in near and upright not in near  # what old hashes see
 
@@ -131,3 +145,11 @@ def test_the_backfill_moves_old_hashes_resumes_and_changes_nothing_twice(own_sta
     again = migrate(stack, "run", "display-phash", "--restart", "--wait")
     assert "done 5 of 5 (changed 0, failed 0)" in again.stdout
     assert images() == before
+
+    # Every migration in one command: display-phash is complete (nothing to send), the
+    # thumbnail backfill writes the one missing thumbnail and skips the rest.
+    every = migrate(stack, "run", "all", "--wait")
+    assert "done 5 of 5 (changed 1, failed 0)" in every.stdout
+    assert thumbnail_status(stack, sideways) == 200
+    item = table(stack).get_item(Key={"PK": f"IMAGE#{sideways}", "SK": "META"})["Item"]
+    assert item["migrations"] == {"display-phash@1", "thumbnails@1"}

@@ -156,6 +156,7 @@ def test_an_empty_file_is_refused_by_the_post_policy(stack):
 def test_the_same_photo_twice_is_one_image(stack, library):  # library holds the first copy
     upload_id = upload(stack, [("again.jpg", photo("astronaut_nikon.jpg"))])
     state = wait_done(stack, upload_id)["again.jpg"]
+    assert state.pop("thumbnail_url") == library.files["astronaut_nikon.jpg"]["thumbnail_url"]
     assert state == {
         "status": "done",
         "image_id": MANIFEST["astronaut_nikon.jpg"]["sha256"],
@@ -177,6 +178,70 @@ def test_content_redirects_to_the_stored_bytes(stack, library, tmp_path):
     keyless = Client(stack.api_url)  # the client follows the same link without a key
     assert keyless.download(image_id, tmp_path / "h.png") == len(photo("horse_rgba.png"))
     assert (tmp_path / "h.png").read_bytes() == photo("horse_rgba.png")
+
+
+def fetch_picture(url: str) -> tuple[requests.Response, Image.Image]:
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 200, response.text[:200]
+    return response, Image.open(io.BytesIO(response.content))
+
+
+def test_thumbnails_over_http(stack, library):
+    image_id = library.ids["coffee_iphone_rot6.jpg"]  # stored 600x400 with Orientation 6
+    link = library.files["coffee_iphone_rot6.jpg"]["thumbnail_url"]
+    assert stack.session.get(stack.url(f"/images/{image_id}")).json()["thumbnail_url"] == link
+    redirect = requests.get(stack.url(f"/images/{image_id}/thumbnail"), allow_redirects=False)
+    assert redirect.status_code == 302  # no API key needed
+    assert redirect.headers["Location"] == link  # the same link inside a window
+    response, thumb = fetch_picture(link)
+    assert response.headers["Content-Type"] == "image/webp"
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert thumb.format == "WEBP" and thumb.size == (213, 320)  # upright: portrait
+    page = stack.session.get(stack.url("/images"), params={"limit": 100}).json()
+    for image in page["images"]:  # one call, every thumbnail, each at most 320 px
+        assert max(fetch_picture(image["thumbnail_url"])[1].size) <= 320, image["name"]
+    missing = requests.get(stack.url(f"/images/{'e' * 64}/thumbnail"), allow_redirects=False)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+
+
+def test_renditions_over_http(stack, library):
+    image_id = library.ids["coffee_iphone_rot6.jpg"]
+    path = stack.url(f"/images/{image_id}/rendition")
+    first = requests.get(path, params={"width": 300, "format": "avif"}, allow_redirects=False)
+    assert first.status_code == 302, first.text  # no API key needed
+    location = first.headers["Location"]
+    assert f"/renditions/{image_id}/w320.avif?" in location
+    response, picture = fetch_picture(location)
+    assert response.headers["Content-Type"] == "image/avif"
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert picture.format == "AVIF" and picture.size == (320, 480)
+    again = requests.get(path, params={"width": 320, "format": "avif"}, allow_redirects=False)
+    assert again.headers["Location"] == location
+    widest = requests.get(path, params={"width": 3840}, allow_redirects=False)
+    assert f"/renditions/{image_id}/w400.webp?" in widest.headers["Location"]
+    assert fetch_picture(widest.headers["Location"])[1].size == (400, 600)
+    bad = requests.get(path, params={"width": 0}, allow_redirects=False)
+    assert bad.status_code == 400 and bad.json()["status"] == "error"
+
+
+def test_deleting_an_image_deletes_its_renditions(stack, library):
+    response = stack.session.post(
+        stack.url("/images"), files={"image": ("d.png", noise_png(9), "image/png")}
+    )
+    assert response.status_code == 201, response.text
+    image_id = response.json()["image_id"]
+    rendition = stack.url(f"/images/{image_id}/rendition")
+    for fmt in ("jpeg", "png"):
+        got = requests.get(rendition, params={"width": 64, "format": fmt}, allow_redirects=False)
+        assert got.status_code == 302
+    prefix = f"renditions/{image_id}/"
+
+    def keys() -> int:
+        return stack.s3.list_objects_v2(Bucket=stack.bucket_name, Prefix=prefix)["KeyCount"]
+
+    assert keys() == 3  # the thumbnail and two renditions
+    assert stack.session.delete(stack.url(f"/images/{image_id}")).status_code == 200
+    assert keys() == 0
 
 
 def noise_png(seed: int) -> bytes:
@@ -322,7 +387,10 @@ def test_deletes_racing_parallel_ingests_of_the_same_bytes(stack, library, monke
     assert all(s["status"] == "done" for s in states.values()), states
     keys = stack.s3.list_objects_v2(Bucket=stack.bucket_name, Prefix="images/").get("Contents", [])
     stored = {k["Key"].rsplit("/", 1)[1] for k in keys}
+    thumbs = stack.s3.list_objects_v2(Bucket=stack.bucket_name, Prefix="renditions/")
+    with_thumb = {k["Key"].split("/")[1] for k in thumbs.get("Contents", [])}
     for image_id in ids:
         recorded = stack.session.get(stack.url(f"/images/{image_id}")).status_code == 200
         assert recorded == (image_id in stored), image_id
+        assert recorded == (image_id in with_thumb), image_id  # the thumbnail goes with it
     assert get_stats(stack) == recount(stack, monkeypatch)

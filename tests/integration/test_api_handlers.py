@@ -70,6 +70,7 @@ def test_create_upload_presigns_a_post_per_file(h, aws):
         "duplicate": False,
         "error": None,
         "note": None,
+        "thumbnail_url": None,
     }
 
 

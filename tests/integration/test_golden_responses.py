@@ -33,6 +33,7 @@ HANDLERS = (
     "diff",
     "similar",
     "ascii",
+    "rendition",
     "stats",
 )
 KEPT_HEADERS = ("Content-Type", "Cache-Control", "X-Cache", "Location")
@@ -210,6 +211,8 @@ def test_every_route_answers_as_recorded(handlers, photo_server, monkeypatch) ->
     step("lookup_bad", "images", "POST", "/images/lookup", body={"sha256": ["NOTHEX"]})
     step("content", "images", "GET", f"/images/{image_id}/content")
     step("content_unknown", "images", "GET", f"/images/{'a' * 64}/content")
+    step("thumbnail", "images", "GET", f"/images/{image_id}/thumbnail")
+    step("thumbnail_unknown", "images", "GET", f"/images/{'a' * 64}/thumbnail")
     # operations
     box = {"left": 50, "top": 100, "right": 350, "bottom": 500}
     crop = step("crop", "crop", "POST", f"/images/{image_id}/crop", body=box)
@@ -246,6 +249,23 @@ def test_every_route_answers_as_recorded(handlers, photo_server, monkeypatch) ->
     step("ascii_hit", "ascii", "GET", f"/images/{image_id}/ascii", query={"width": "20"})
     step("ascii_bad_width", "ascii", "GET", f"/images/{image_id}/ascii", query={"width": "9"})
     step("ascii_unknown", "ascii", "GET", f"/images/{'d' * 64}/ascii")
+    rendition = f"/images/{image_id}/rendition"
+    step("rendition", "rendition", "GET", rendition, query={"width": "300", "format": "jpeg"})
+    step("rendition_again", "rendition", "GET", rendition, query={"width": "300", "format": "jpeg"})
+    # wider than the picture (600 px as displayed): the picture's own width, WebP by default
+    step("rendition_default_format", "rendition", "GET", rendition, query={"width": "2000"})
+    step("rendition_too_wide", "rendition", "GET", rendition, query={"width": "3841"})
+    step("rendition_no_width", "rendition", "GET", rendition)
+    step(
+        "rendition_bad_format", "rendition", "GET", rendition, query={"width": "1", "format": "gif"}
+    )
+    step(
+        "rendition_unknown",
+        "rendition",
+        "GET",
+        f"/images/{'d' * 64}/rendition",
+        query={"width": "9"},
+    )
     step("stats", "stats", "GET", "/stats")
     # deletes
     step("delete", "images", "DELETE", f"/images/{crop['image_id']}")

@@ -24,6 +24,8 @@ FOLDER = {  # route -> function folder (template.yaml's CodeUri)
     "/images/{image_id}": "images",
     "/images/lookup": "images",
     "/images/{image_id}/content": "images",
+    "/images/{image_id}/thumbnail": "images",
+    "/images/{image_id}/rendition": "rendition",
     "/images/{image_id}/crop": "crop",
     "/images/{image_id}/diff/{other_id}": "diff",
     "/images/{image_id}/similar": "similar",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 from urllib.parse import quote_plus
 
 import pytest
+from PIL import Image
 
 from imgsvc import formats, stats
 from tests.conftest import PHOTOS, LambdaContext, api_event, call, load_event, load_handler
@@ -78,6 +80,7 @@ def test_every_good_photo_is_ingested_with_its_manifest_metadata(handlers, aws, 
     expected = manifest[name]
     assert result["outcome"] == "created" and result["image_id"] == expected["sha256"]
     state = status_of(handlers, upload_id)[name]
+    thumbnail_url = state.pop("thumbnail_url")
     assert state == {
         "status": "done",
         "image_id": expected["sha256"],
@@ -103,8 +106,22 @@ def test_every_good_photo_is_ingested_with_its_manifest_metadata(handlers, aws, 
     ):
         assert image[field] == expected[field], field
     assert len(image["phash"]) == 16
-    # the upload object is gone; the image is stored once under its content address
-    assert objects(aws) == [f"images/{expected['sha256']}"]
+    # the upload object is gone; the image is stored once under its content address, its
+    # thumbnail beside it
+    thumb_key = f"renditions/{expected['sha256']}/thumb.webp"
+    assert objects(aws) == [f"images/{expected['sha256']}", thumb_key]
+    # the thumbnail is the picture as displayed, at most 320 px on its long side
+    assert image["thumbnail_url"] == thumbnail_url  # the same window: the same link
+    stored = aws.s3.get_object(Bucket=aws.bucket, Key=thumb_key)
+    assert stored["ContentType"] == "image/webp"
+    assert stored["CacheControl"] == "public, max-age=31536000, immutable"
+    with Image.open(io.BytesIO(stored["Body"].read())) as thumb:
+        assert thumb.format == "WEBP"
+        shown = (image["display_width"], image["display_height"])
+        scale = min(1.0, 320 / max(shown))
+        assert thumb.size == (round(shown[0] * scale), round(shown[1] * scale))
+        assert (thumb.mode == "RGBA") == (expected["mode"] == "RGBA")  # transparency kept
+        assert not thumb.getexif()  # no camera data (or GPS) in a public link
 
 
 @pytest.mark.parametrize("name", BAD)
@@ -155,7 +172,7 @@ def test_every_event_three_times_equals_once(handlers, aws):
     files = status_of(handlers, upload_id)
     assert files["chelsea_canon2.jpg"]["duplicate"] is True
     assert files["chelsea_canon2.jpg"]["image_id"] == files["chelsea_canon.jpg"]["image_id"]
-    assert len(objects(aws)) == 2
+    assert len(objects(aws)) == 4  # two images, two thumbnails
 
 
 def test_test_event_with_no_records(handlers):

@@ -51,8 +51,15 @@ def make_stale(table: Any, image_id: str, old: str) -> None:
         table.put_item(Item={"PK": pk, "SK": image_id, "phash": old})
     table.update_item(
         Key={"PK": f"IMAGE#{image_id}", "SK": "META"},
-        UpdateExpression="SET phash = :p",
+        UpdateExpression="SET phash = :p REMOVE migrations",  # written before: no marks
         ExpressionAttributeValues={":p": old},
+    )
+
+
+def unmark(table: Any, image_id: str) -> None:
+    """As an image ingested before migrations were recorded (ingest marks new ones)."""
+    table.update_item(
+        Key={"PK": f"IMAGE#{image_id}", "SK": "META"}, UpdateExpression="REMOVE migrations"
     )
 
 
@@ -110,6 +117,7 @@ def test_a_second_run_changes_nothing(aws) -> None:
     assert migrations.run_one(DISPLAY, sideways) == "skipped"
     assert aws.table.scan()["Items"] == before
     # An image that has the display hash already is marked and otherwise left alone.
+    unmark(aws.table, twin)
     index = index_of(aws.table, twin)
     assert migrations.run_one(DISPLAY, twin) == "unchanged"
     assert index_of(aws.table, twin) == index
@@ -172,6 +180,8 @@ def test_the_function_reports_partial_batch_failures_and_counts_once(aws, contex
     other = (PHOTOS / "chelsea_canon.jpg").read_bytes()
     broken = ingest_bytes(other, filename="b.jpg")[0]["image_id"]
     storage.delete_object(storage.image_key(broken))  # a record without its object: fails
+    unmark(aws.table, twin)
+    unmark(aws.table, broken)
     progress, _ = migrations.start_run(DISPLAY)
     run = progress["run_id"]
     migrations.record_page("display-phash", run, 3, None)
@@ -310,3 +320,28 @@ def test_a_delete_that_read_the_old_hash_removes_the_moved_index_items(
     assert outcomes == ["changed"]
     assert deleted["phash"] == displayed_hash()
     assert _traces(aws.table, sideways) == []  # no index item of either hash is left
+
+
+def test_new_images_carry_the_marks_of_what_ingest_already_does(aws) -> None:
+    image = ingest_bytes(SIDEWAYS.read_bytes(), filename="new.jpg")[0]["image_id"]
+    item = aws.table.get_item(Key={"PK": f"IMAGE#{image}", "SK": "META"})["Item"]
+    assert item["migrations"] == {"display-phash@1", "thumbnails@1"} == migrations.ingest_marks()
+    for name in ("display-phash", "thumbnails"):
+        assert migrations.run_one(migrations.get(name), image) == "skipped"  # never decoded
+
+
+def test_thumbnails_backfills_the_missing_thumbnail_once(aws) -> None:
+    thumbs = migrations.get("thumbnails")
+    image = ingest_bytes(SIDEWAYS.read_bytes(), filename="old.jpg")[0]["image_id"]
+    key = storage.thumbnail_key(image)
+    storage.delete_object(key)  # stored before thumbnails existed
+    unmark(aws.table, image)
+    assert migrations.run_one(thumbs, image) == "changed"
+    with Image.open(io.BytesIO(aws.s3.get_object(Bucket=aws.bucket, Key=key)["Body"].read())) as t:
+        assert t.size == (213, 320)  # 400x600 as displayed, at most 320 px
+    assert migrations.run_one(thumbs, image) == "skipped"
+    unmark(aws.table, image)
+    assert migrations.run_one(thumbs, image) == "unchanged"  # it exists: not rendered again
+    # Deleted meanwhile: skipped, nothing written back.
+    records.delete_image(image, lambda: storage.delete_object(storage.image_key(image)))
+    assert migrations.run_one(thumbs, image) == "missing"

@@ -82,6 +82,13 @@ export function contentUrl(id) {
   return `images/${encodeURIComponent(id)}/content`;
 }
 
+/** A stored rendition of the picture as displayed, `width` pixels wide (the service rounds
+ * up to its ladder of widths and never past the picture's own width). */
+export function renditionUrl(id, width, format = "webp") {
+  const w = Math.max(1, Math.min(3840, Math.ceil(width)));
+  return `images/${encodeURIComponent(id)}/rendition?width=${w}&format=${format}`;
+}
+
 /** The picture for a gallery card: the thumbnail when the service has one, else the original. */
 export function thumbUrl(image) {
   return image.thumbnail_url || contentUrl(image.image_id);

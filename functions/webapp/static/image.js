@@ -1,5 +1,5 @@
 // Image page: the picture, all metadata, download, ASCII art, similar images, compare, crop.
-import { api, contentUrl, thumbUrl } from "./api.js";
+import { api, contentUrl, renditionUrl, thumbUrl } from "./api.js";
 import { bytes, errorBox, h, toast } from "./dom.js";
 import { camera } from "./gallery.js";
 
@@ -200,8 +200,12 @@ function compareTool(image) {
 
 export async function renderImage(root, [id]) {
   const image = await api(`images/${encodeURIComponent(id || "")}`);
+  // A rendition as wide as the screen can show (in device pixels), not the original: a
+  // 12 Mpx photo or a HEIC file would be slow or not shown at all.
+  const cssWidth = Math.min(window.innerWidth, image.display_width);
   const picture = h("img", {
-    id: "picture", src: contentUrl(image.image_id), alt: image.name || "The image",
+    id: "picture", src: renditionUrl(image.image_id, cssWidth * (window.devicePixelRatio || 1)),
+    alt: image.name || "The image",
     width: image.display_width, height: image.display_height, draggable: "false",
   });
   const frame = h("div", { class: "crop-frame", id: "crop-frame" }, picture);

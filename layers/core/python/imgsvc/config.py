@@ -34,6 +34,7 @@ class Settings:
     bucket_name: str
     upload_prefix: str
     image_prefix: str
+    rendition_prefix: str
     max_upload_bytes: int
     max_pixels: int
     allow_private_urls: bool
@@ -48,6 +49,7 @@ class Settings:
     stats_slots: int
     index_shards: int
     content_url_ttl_seconds: int
+    link_window_seconds: int
     tracing_enabled: bool
     migration_max_receives: int = 3
 
@@ -58,6 +60,7 @@ def get_settings() -> Settings:
         bucket_name=os.environ.get("BUCKET_NAME", "imgsvc"),
         upload_prefix=os.environ.get("UPLOAD_PREFIX", "uploads/"),
         image_prefix=os.environ.get("IMAGE_PREFIX", "images/"),
+        rendition_prefix=os.environ.get("RENDITION_PREFIX", "renditions/"),
         max_upload_bytes=_int("MAX_UPLOAD_BYTES", 25 * MIB),
         max_pixels=_int("MAX_PIXELS", 100_000_000),
         allow_private_urls=_bool("ALLOW_PRIVATE_URLS", False),
@@ -72,6 +75,9 @@ def get_settings() -> Settings:
         stats_slots=_int("STATS_SLOTS", 16),
         index_shards=_int("INDEX_SHARDS", 8),
         content_url_ttl_seconds=_int("CONTENT_URL_TTL_SECONDS", 300),
+        # Thumbnail and rendition links are signed at the start of a window this long, so the
+        # same link (and the browser's cached copy) comes back until the window ends.
+        link_window_seconds=_int("LINK_WINDOW_SECONDS", 3600),
         tracing_enabled=_bool("TRACING_ENABLED", False),
         # The MigrationQueue's maxReceiveCount: the receive after which a message is dead.
         migration_max_receives=_int("MIGRATION_MAX_RECEIVES", 3),

@@ -2,30 +2,50 @@
 
 Presigned uploads arrive through the S3 trigger (``ingest_upload_object``); direct uploads,
 URL imports and crops hand over bytes (``ingest_bytes``). Both end in
-``records.commit_ingest``.
+``records.commit_ingest``, whose store step puts the image and its thumbnail, so a committed
+image always has both.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from imgsvc import formats, records, storage
+from imgsvc import formats, library, migrations, records, storage
 from imgsvc.config import get_settings
 from imgsvc.errors import InvalidImage, PayloadTooLarge
 from imgsvc.observability import logger
 from imgsvc.records import IngestSource
 
 
-def _inspect(data: bytes) -> dict[str, Any]:
-    from imgsvc.imaging import inspect_image  # Pillow: only functions with the imaging layer
+def _inspect(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """The metadata and the thumbnail, both from the one decode of the bytes."""
+    # Pillow: only functions with the imaging layer
+    from imgsvc.imaging import inspect_image
+    from imgsvc.renditions import thumbnail
 
     settings = get_settings()
-    meta, _ = inspect_image(
+    meta, image = inspect_image(
         data, max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes
     )
-    return meta.to_dict()
+    return meta.to_dict(), thumbnail(image)
+
+
+def _with_thumbnail(
+    image_id: str, thumb: bytes, put_image: Callable[[], None]
+) -> Callable[[], None]:
+    """The store step of the commit: the image, then its thumbnail (again on each retry, as
+    a delete running meanwhile removes both)."""
+
+    def store() -> None:
+        put_image()
+        storage.store_rendition(
+            storage.thumbnail_key(image_id), thumb, storage.THUMBNAIL_CONTENT_TYPE
+        )
+
+    return store
 
 
 def _type_note(declared: str | None, detected: str) -> str | None:
@@ -49,7 +69,8 @@ def ingest_bytes(
 
     Returns (image, duplicate).
     """
-    meta = _inspect(data)
+    meta, thumb = _inspect(data)
+    image_id = meta["sha256"]
     source = IngestSource(
         upload_id=str(uuid.uuid4()),
         filename=filename,
@@ -59,9 +80,11 @@ def ingest_bytes(
         derived_from=derived_from,
         presigned=False,
     )
-    return records.commit_ingest(
-        meta, source, lambda: storage.store_image(meta["sha256"], data, meta["format"])
+    store = _with_thumbnail(
+        image_id, thumb, lambda: storage.store_image(image_id, data, meta["format"])
     )
+    image, duplicate = records.commit_ingest(meta, source, store, migrations.ingest_marks())
+    return library.linked(image), duplicate
 
 
 def ingest_upload_object(key: str, size: int | None) -> dict[str, Any]:
@@ -101,7 +124,7 @@ def ingest_upload_object(key: str, size: int | None) -> dict[str, Any]:
         data = storage.read_object(key)
         if data is None:
             return {"key": key, "outcome": "already_processed"}
-        meta = _inspect(data)
+        meta, thumb = _inspect(data)
     except (InvalidImage, PayloadTooLarge) as err:
         records.reject_upload_file(source, err.message)
         storage.delete_object(key)
@@ -109,9 +132,11 @@ def ingest_upload_object(key: str, size: int | None) -> dict[str, Any]:
         return {"key": key, "outcome": "rejected", "error": err.message}
 
     source = replace(source, note=_type_note(state.get("content_type"), meta["format"]))
-    image, duplicate = records.commit_ingest(
-        meta, source, lambda: storage.copy_to_image(key, meta["sha256"], meta["format"])
+    image_id = meta["sha256"]
+    store = _with_thumbnail(
+        image_id, thumb, lambda: storage.copy_to_image(key, image_id, meta["format"])
     )
+    image, duplicate = records.commit_ingest(meta, source, store, migrations.ingest_marks())
     storage.delete_object(key)
     return {
         "key": key,

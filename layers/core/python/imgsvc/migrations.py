@@ -40,6 +40,7 @@ class Migration:
     description: str
     apply: Callable[[Migration, dict[str, Any]], Outcome]
     imaging: bool  # needs Pillow: only MigrationFunction (ImagingLayer) runs it
+    at_ingest: bool  # ingest already produces its result: new images carry its tag
 
     @property
     def tag(self) -> str:
@@ -50,24 +51,30 @@ REGISTRY: dict[str, Migration] = {}
 
 
 def register(
-    name: str, version: int, description: str, *, imaging: bool = False
+    name: str, version: int, description: str, *, imaging: bool = False, at_ingest: bool = False
 ) -> Callable[[Callable[[Migration, dict[str, Any]], Outcome]], Migration]:
     """Register ``fn(migration, image_item) -> outcome`` as migration ``name``.
 
     ``fn`` gets an image that exists and lacks this migration's tag; it writes its change and
     the tag together (``mark_update``), conditioned on the image as it read it, and returns
     "changed" or "unchanged". ``NotMigrated`` (another writer or a delete won the race) makes
-    ``run_one`` read the image again.
+    ``run_one`` read the image again. ``at_ingest``: images ingested by this code already
+    have what the migration makes, so ingest records its tag and the backfill skips them.
     """
 
     def wrap(fn: Callable[[Migration, dict[str, Any]], Outcome]) -> Migration:
         if name in REGISTRY:
             raise ValueError(f"migration {name} is registered twice")
-        migration = Migration(name, version, description, fn, imaging)
+        migration = Migration(name, version, description, fn, imaging, at_ingest)
         REGISTRY[name] = migration
         return migration
 
     return wrap
+
+
+def ingest_marks() -> frozenset[str]:
+    """The tags a newly ingested image carries (``migrations`` string set of its item)."""
+    return frozenset(m.tag for m in REGISTRY.values() if m.at_ingest)
 
 
 def get(name: str) -> Migration:
@@ -148,6 +155,7 @@ def run_one(migration: Migration, image_id: str) -> Outcome:
     1,
     "phash of the picture as displayed (EXIF orientation applied), and its similarity index",
     imaging=True,
+    at_ingest=True,
 )
 def display_phash(migration: Migration, item: dict[str, Any]) -> Outcome:
     from imgsvc.imaging import decode_image  # Pillow: MigrationFunction has the ImagingLayer
@@ -349,3 +357,25 @@ def process_message(body: dict[str, Any], *, receive_count: int) -> dict[str, in
         where = "the dead-letter queue" if last else "a retry"
         raise BatchFailed(f"{migration.tag}: {len(errors)} ids failed, message to {where}")
     return tally
+
+
+@register(
+    "thumbnails",
+    1,
+    "the thumbnail of the picture as displayed (320 px WebP) beside each original",
+    imaging=True,
+    at_ingest=True,
+)
+def thumbnails(migration: Migration, item: dict[str, Any]) -> Outcome:
+    from imgsvc.errors import NotFound
+    from imgsvc.renditions import ensure_thumbnail  # Pillow: MigrationFunction only
+
+    image_id = item["image_id"]
+    try:
+        wrote = ensure_thumbnail(image_id)
+    except NotFound:
+        if _read(image_id) is None:
+            raise NotMigrated from None  # deleted meanwhile: run_one says "missing"
+        raise
+    write_alone(mark_update(migration, image_id))
+    return "changed" if wrote else "unchanged"

@@ -340,7 +340,10 @@ def _end_delete(image_id: str, gen: int) -> None:
 
 
 def commit_ingest(
-    meta: dict[str, Any], source: IngestSource, store: Callable[[], None] | None = None
+    meta: dict[str, Any],
+    source: IngestSource,
+    store: Callable[[], None] | None = None,
+    marks: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], bool]:
     """Record an ingested image once. Returns (image, duplicate).
 
@@ -348,6 +351,7 @@ def commit_ingest(
     index, in one transaction. Known content: the upload file done as a duplicate + the day
     counter. A redelivery of an already-processed upload changes nothing.
 
+    ``marks``: the migrations whose results the new image already has (see migrations).
     ``store`` puts the bytes in S3; it runs before each commit of new content, after the
     delete guard is read (see above), so a concurrent delete never leaves a record without
     its object.
@@ -361,6 +365,8 @@ def commit_ingest(
         now = now_utc()
         day_counter = _day_counter(image_id, now)
         image, put = _image_put(meta, source, now)
+        if marks:
+            put["Put"]["Item"]["migrations"] = set(marks)
         index = [
             {
                 "Put": {

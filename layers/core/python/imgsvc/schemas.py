@@ -199,6 +199,11 @@ class Image(Schema):
     source_url: str | None
     derived_from: Sha256 | None = Field(description="The image this one was cropped from.")
     created_at: str
+    thumbnail_url: str = Field(
+        description="A signed S3 link to a WebP of the picture as displayed, at most 320 px on "
+        "its long side. The same link comes back for an hour (browsers cache it); it works for "
+        "at least CONTENT_URL_TTL_SECONDS after it was handed out."
+    )
 
 
 class ImagePage(Schema):
@@ -242,6 +247,9 @@ class FileState(Schema):
     error: str | None
     note: str | None = Field(
         None, description="What the service noticed, e.g. a declared type the file is not."
+    )
+    thumbnail_url: str | None = Field(
+        default=None, description="The image's thumbnail link (as in Image) once done."
     )
 
 

@@ -1,14 +1,25 @@
-"""S3: presigned uploads, the content-addressed image store, and short-lived download links."""
+"""S3: presigned uploads, the content-addressed image store, renditions, and signed links."""
 
 from __future__ import annotations
 
+import contextvars
+import threading
+import weakref
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit
 
+import botocore.auth
 from botocore.exceptions import ClientError
 
-from imgsvc import aws, formats
+from imgsvc import aws, formats, records
 from imgsvc.config import get_settings
+
+# Renditions are derived from content-addressed bytes: a key's object never changes.
+IMMUTABLE = "public, max-age=31536000, immutable"
+THUMBNAIL_NAME = "thumb.webp"
+THUMBNAIL_CONTENT_TYPE = "image/webp"
 
 
 def upload_key(upload_id: str, filename: str) -> str:
@@ -33,6 +44,18 @@ def decode_event_key(raw: str) -> str:
 
 def image_key(image_id: str) -> str:
     return f"{get_settings().image_prefix}{image_id}"
+
+
+def rendition_prefix(image_id: str) -> str:
+    return f"{get_settings().rendition_prefix}{image_id}/"
+
+
+def thumbnail_key(image_id: str) -> str:
+    return f"{rendition_prefix(image_id)}{THUMBNAIL_NAME}"
+
+
+def rendition_key(image_id: str, width: int, ext: str) -> str:
+    return f"{rendition_prefix(image_id)}w{width}.{ext}"
 
 
 def presigned_upload(key: str, content_type: str, expiry: int) -> dict[str, Any]:
@@ -92,6 +115,55 @@ def delete_object(key: str) -> None:
     aws.s3().delete_object(Bucket=get_settings().bucket_name, Key=key)
 
 
+def store_rendition(key: str, data: bytes, content_type: str) -> None:
+    aws.s3().put_object(
+        Bucket=get_settings().bucket_name,
+        Key=key,
+        Body=data,
+        ContentType=content_type,
+        CacheControl=IMMUTABLE,
+    )
+
+
+def object_exists(key: str) -> bool:
+    try:
+        aws.s3().head_object(Bucket=get_settings().bucket_name, Key=key)
+    except ClientError as err:
+        if err.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def _rendition_keys(image_id: str) -> Iterator[str]:
+    pages = (
+        aws.s3()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=get_settings().bucket_name, Prefix=rendition_prefix(image_id))
+    )
+    for page in pages:
+        for obj in page.get("Contents", []):
+            yield obj["Key"]
+
+
+def delete_renditions(image_id: str) -> int:
+    """Delete the thumbnail and every rendition of an image; returns how many were deleted.
+
+    The ladder bounds them to a few dozen, so one DeleteObjects call (up to 1,000) suffices
+    per listed page.
+    """
+    bucket = get_settings().bucket_name
+    keys = list(_rendition_keys(image_id))
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        answer = aws.s3().delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+        )
+        if answer.get("Errors"):
+            raise RuntimeError(f"could not delete renditions of {image_id}: {answer['Errors']}")
+    return len(keys)
+
+
 def download_filename(name: str | None, image_id: str, fmt: str) -> str:
     """The image's name with the extension of its detected format: 'cat.jpeg' of a PNG is
     'cat.png'; no name gives the id's first 16 characters."""
@@ -142,3 +214,89 @@ def endpoint_origins() -> list[str]:
         parts = urlsplit(url)
         out.append(f"{parts.scheme}://{parts.netloc}")
     return sorted(set(out))
+
+
+# --------------------------------------------------------------------------- windowed links
+# A presigned link changes with every signing (its X-Amz-Date is the current time), so a
+# browser would download the same thumbnail again on every page. boto3 takes no signing
+# time: botocore's SigV4Auth.add_auth stamps request.context["timestamp"] with the current
+# time and then calls _modify_request_before_signing, before it builds the canonical request.
+# This subclass restamps it there with the start of the current window; it is chosen through
+# the client's choose-signer event only while _SIGNING_TIME is set, so every other request
+# (and download_url) is signed as before.
+_SIGNING_TIME: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
+    "imgsvc_signing_time", default=None
+)
+_WINDOW_SIGNER = "imgsvc-s3v4-window"
+
+
+class _WindowStartQueryAuth(botocore.auth.S3SigV4QueryAuth):
+    def _modify_request_before_signing(self, request: Any) -> None:
+        signed_at = _SIGNING_TIME.get()
+        if signed_at is not None:
+            request.context["timestamp"] = signed_at.strftime(botocore.auth.SIGV4_TIMESTAMP)
+        super()._modify_request_before_signing(request)
+
+
+# botocore appends "-query" to the chosen signer's name for presigned URLs.
+botocore.auth.AUTH_TYPE_MAPS.setdefault(f"{_WINDOW_SIGNER}-query", _WindowStartQueryAuth)
+
+
+def _choose_window_signer(**_: Any) -> str | None:
+    return _WINDOW_SIGNER if _SIGNING_TIME.get() is not None else None
+
+
+def window_start(now: datetime | None = None) -> datetime:
+    """The start of the link window ``now`` falls in (UTC, naive like botocore's clock)."""
+    window = get_settings().link_window_seconds
+    epoch = int((now or records.now_utc()).timestamp())
+    return datetime.fromtimestamp(epoch - epoch % window, UTC).replace(tzinfo=None)
+
+
+# The links of the current window, per client (its credentials sign them): inside a window
+# the same inputs give the same link, and botocore's presigning costs milliseconds a link
+# (endpoint rules, validation), which a page of 100 thumbnails would pay on every call.
+_LINKS: weakref.WeakKeyDictionary[Any, tuple[datetime, dict[tuple[Any, ...], str]]] = (
+    weakref.WeakKeyDictionary()
+)
+_LINKS_MAX = 10_000
+_links_lock = threading.Lock()
+
+
+def rendition_url(key: str) -> str:
+    """A GET link to a rendition that stays the same for a whole window.
+
+    Signed at the window's start and valid for the window plus CONTENT_URL_TTL_SECONDS, so a
+    link handed out at any moment of the window works for at least that TTL.
+    """
+    settings = get_settings()
+    client = aws.s3()
+    signed_at = window_start()
+    expires = settings.link_window_seconds + settings.content_url_ttl_seconds
+    cache_key = (expires, settings.bucket_name, key)
+    with _links_lock:
+        window = _LINKS.get(client)
+        if window is None or window[0] != signed_at:  # a new window: the old links go
+            window = _LINKS[client] = (signed_at, {})
+        links = window[1]
+        if cache_key in links:
+            return links[cache_key]
+    client.meta.events.register(
+        "choose-signer.s3.GetObject", _choose_window_signer, unique_id=_WINDOW_SIGNER
+    )
+    token = _SIGNING_TIME.set(signed_at)
+    try:
+        url = client.generate_presigned_url(
+            "get_object", Params={"Bucket": settings.bucket_name, "Key": key}, ExpiresIn=expires
+        )
+    finally:
+        _SIGNING_TIME.reset(token)
+    with _links_lock:
+        if len(links) >= _LINKS_MAX:
+            links.clear()
+        links[cache_key] = url
+    return url
+
+
+def thumbnail_url(image_id: str) -> str:
+    return rendition_url(thumbnail_key(image_id))
