@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -394,7 +395,14 @@ def test_migrations_fan_out_over_a_queue_with_a_dead_letter_queue(
         "dynamodb:DeleteItem",
         "dynamodb:ConditionCheckItem",
     }
-    assert not [a for a in actions if a.startswith("s3:") and WRITE_ACTIONS.match(a)]
+    # S3 writes only under renditions/ (the thumbnails backfill), never to the originals.
+    for statement in statements(resources["MigrationFunction"]):
+        writes = [a for a in as_list(statement["Action"]) if a.startswith("s3:")]
+        if any(WRITE_ACTIONS.match(a) for a in writes):
+            resource = json.dumps(statement["Resource"])
+            assert resource.endswith('/renditions/*"') or resource.endswith('/renditions/*"}'), (
+                resource
+            )
 
 
 def test_outputs(template: dict[str, Any]) -> None:
