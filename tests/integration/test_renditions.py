@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from imgsvc import renditions, storage
+from imgsvc import imaging, renditions, storage
 from imgsvc.ingest import ingest_bytes
 from tests.conftest import PHOTOS, api_event, call, load_handler
 
@@ -138,10 +138,8 @@ def test_the_handler_publishes_the_formats_renditions_knows(h):
 def test_first_request_renders_later_ones_only_sign(h, aws, monkeypatch, fmt, content_type, ext):
     image_id = ingest("coffee_iphone_rot6.jpg")["image_id"]  # displayed 400x600
     decodes = []
-    real = renditions.decode_image
-    monkeypatch.setattr(
-        renditions, "decode_image", lambda *a, **k: decodes.append(1) or real(*a, **k)
-    )
+    real = imaging.decode_image  # renditions imports it when it renders
+    monkeypatch.setattr(imaging, "decode_image", lambda *a, **k: decodes.append(1) or real(*a, **k))
     status, _, location = rendition(h, image_id, width="200", format=fmt)
     assert status == 302 and decodes == [1]
     assert urlsplit(location).path.endswith(f"/renditions/{image_id}/w320.{ext}")

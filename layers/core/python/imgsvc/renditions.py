@@ -1,8 +1,9 @@
 """Thumbnails and renditions: the picture as displayed, resized and re-encoded for browsers.
 
-Pillow work, so only functions with the ImagingLayer import this module (ingest writes the
-thumbnail; the RenditionFunction renders the rest). Both start from a decoded image: ingest
-hands over the one ``imaging.inspect_image`` already decoded.
+Pillow work, so only functions with the ImagingLayer use this module (ingest writes the
+thumbnail; the RenditionFunction renders the rest). Pillow is imported on first render: a
+rendition that exists already is only signed, and that cold start should not pay for Pillow.
+Both start from a decoded image: ingest hands over the one ``imaging.inspect_image`` decoded.
 
 Renditions are the first frame, EXIF orientation applied, without EXIF (no GPS position in a
 public link), with the source's ICC profile. Widths come from a fixed ladder so the number of
@@ -14,23 +15,16 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from imgsvc import records, storage
 from imgsvc.config import get_settings
 from imgsvc.errors import NotFound
-from imgsvc.imaging import (
-    _SWAPS_AXES,
-    _TRANSPOSE,
-    _orientation_of,
-    _read_exif,
-    _wide_to_gray,
-    decode_image,
-)
 from imgsvc.library import parse_image_id
 from imgsvc.observability import logger
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 THUMBNAIL_SIZE = 320  # the long side, at most
 LADDER = (160, 320, 480, 640, 960, 1280, 1920, 2560, 3840)
@@ -61,7 +55,7 @@ FORMATS = tuple(ENCODINGS)
 # WebP method 2 halve the cost of LANCZOS and method 4 (a 12 Mpx JPEG: ~16 ms instead of
 # ~30 ms) for a file ~3% larger.
 THUMBNAIL = Encoding("WEBP", "image/webp", "webp", {"quality": 80, "method": 2})
-THUMBNAIL_RESAMPLE = Image.Resampling.BICUBIC
+THUMBNAIL_RESAMPLE = "BICUBIC"  # a PIL.Image.Resampling name
 
 
 def ladder_width(requested: int, display_width: int) -> int:
@@ -77,15 +71,17 @@ def _first_frame(image: Image.Image) -> Image.Image:
 
 
 def _displayed(
-    image: Image.Image,
-    size: tuple[int, int],
-    resample: Image.Resampling = Image.Resampling.LANCZOS,
+    image: Image.Image, size: tuple[int, int], resample: str = "LANCZOS"
 ) -> Image.Image:
     """The picture as displayed at ``size`` (width, height after orientation).
 
     Resized in stored orientation and turned afterwards: the same picture as
     ImageOps.exif_transpose then resize, without transposing the full-size image.
     """
+    from PIL import Image
+
+    from imgsvc.imaging import _SWAPS_AXES, _TRANSPOSE, _orientation_of, _read_exif, _wide_to_gray
+
     image = _first_frame(image)
     orientation = _orientation_of(_read_exif(image)[0]) or 1
     stored = (size[1], size[0]) if orientation in _SWAPS_AXES else size
@@ -99,7 +95,7 @@ def _displayed(
         work = (
             image
             if image.size == stored
-            else image.resize(stored, resample, reducing_gap=REDUCING_GAP)
+            else image.resize(stored, Image.Resampling[resample], reducing_gap=REDUCING_GAP)
         )
     if orientation in _TRANSPOSE:
         work = work.transpose(_TRANSPOSE[orientation])
@@ -108,6 +104,8 @@ def _displayed(
 
 def _on_white(image: Image.Image) -> Image.Image:
     """JPEG has no alpha: flatten onto white (what a page behind the picture usually is)."""
+    from PIL import Image
+
     if image.mode not in ("RGBA", "LA"):
         return image
     white = Image.new("RGBA", image.size, (255, 255, 255, 255))
@@ -126,6 +124,8 @@ def encode(image: Image.Image, encoding: Encoding, icc_profile: bytes | None) ->
 
 
 def _display_size(image: Image.Image) -> tuple[int, int]:
+    from imgsvc.imaging import _SWAPS_AXES, _orientation_of, _read_exif
+
     orientation = _orientation_of(_read_exif(image)[0])
     width, height = image.size
     return (height, width) if orientation in _SWAPS_AXES else (width, height)
@@ -184,6 +184,8 @@ def _store_rendered(
     data = storage.read_image(image_id)
     if data is None:
         raise NotFound(f"the content of image {image_id} is missing from storage")
+    from imgsvc.imaging import decode_image
+
     settings = get_settings()
     decoded = decode_image(
         data, max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes
