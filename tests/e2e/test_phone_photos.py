@@ -8,6 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 from PIL import Image
 
 from imgsvc import formats
@@ -124,3 +125,33 @@ def test_ascii_art_of_a_heic_is_upright(stack, phone_ids):
     lines = art.text.rstrip("\n").split("\n")
     # 451x300 shown landscape: rows = 300/451 * 80 * 0.5, about 27 (sideways would be 60).
     assert len(lines) == round(300 / 451 * 80 * 0.5)
+
+
+def _follow(stack: LocalStackProcess, path: str, **params: Any) -> requests.Response:
+    """A keyless route's 302 (no API key sent, as an <img> asks), then the S3 link."""
+    link = requests.get(stack.url(path), params=params, allow_redirects=False, timeout=30)
+    assert link.status_code == 302, link.text
+    response = requests.get(link.headers["Location"], timeout=30)
+    assert response.status_code == 200
+    return response
+
+
+@pytest.mark.parametrize("name", [*PHONE, SIDEWAYS_JPEG])
+def test_thumbnails_and_renditions_show_the_picture_upright_in_any_browser(stack, phone_ids, name):
+    width, height = DISPLAYED[name]
+    image_id = phone_ids[name]
+    thumb = _follow(stack, f"/images/{image_id}/thumbnail")
+    assert thumb.headers["Content-Type"] == "image/webp"
+    scale = 320 / max(width, height)
+    with Image.open(io.BytesIO(thumb.content)) as picture:
+        assert picture.format == "WEBP"
+        assert picture.size == (round(width * scale), round(height * scale))
+    listed = stack.session.get(stack.url(f"/images/{image_id}")).json()["thumbnail_url"]
+    assert requests.get(listed, timeout=30).content == thumb.content
+    for fmt, pillow in (("jpeg", "JPEG"), ("webp", "WEBP"), ("avif", "AVIF")):
+        made = _follow(stack, f"/images/{image_id}/rendition", width=200, format=fmt)
+        with Image.open(io.BytesIO(made.content)) as picture:
+            assert picture.format == pillow
+            # 200 rounds up to the ladder's 320, never past the picture's own width.
+            shown = min(320, width)
+            assert picture.size == (shown, round(height * shown / width))
