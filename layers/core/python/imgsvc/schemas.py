@@ -180,7 +180,11 @@ class Image(Schema):
     make: str | None
     model: str | None
     camera: str | None = Field(description='"Make - Model" from EXIF, or null.')
-    orientation: int | None = Field(description="The EXIF orientation tag (1-8), or null.")
+    orientation: int | None = Field(
+        description="The EXIF orientation (1-8) still to apply to width x height, or null. "
+        "HEIF: libheif applies the container's rotation while decoding, so width x height are "
+        "as displayed and this is 1 or null; AVIF reports its container rotation here."
+    )
     taken_at: str | None = Field(description="EXIF DateTimeOriginal as ISO 8601, or null.")
     display_width: int = Field(description="Width as displayed (EXIF orientation applied).")
     display_height: int
