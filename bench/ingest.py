@@ -2,8 +2,9 @@
 and what writing the thumbnail adds to it (the same ingest with the thumbnail step left out).
 
 The service's phases are timed by wrapping its own functions (``storage.read_object``,
-``imaging._decode``, the ``hashlib`` constructors ``imaging`` calls, ``phash.phash_hex``)
-around a real ``imaging.inspect_image`` call, so the code measured is the code shipped.
+``imaging.decode._decode``, the ``hashlib`` constructors ``imaging.metadata`` calls,
+``phash.phash_hex``) around a real ``imaging.inspect_image`` call, so the code measured is the
+code shipped.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ class PhaseTimer:
 @contextmanager
 def instrumented(timer: PhaseTimer) -> Iterator[None]:
     """Wrap the service's own phase functions with timers (restored on exit)."""
-    from imgsvc import imaging, phash, storage
+    from imgsvc import phash, storage
+    from imgsvc.imaging import decode as decoding
+    from imgsvc.imaging import metadata
 
     # imaging calls hashlib.sha256(data) / hashlib.sha1(data): the constructor does the hashing.
     hashes = SimpleNamespace(
@@ -89,9 +92,9 @@ def instrumented(timer: PhaseTimer) -> Iterator[None]:
             mock.patch.object(storage, "read_object", timer.timed("read", storage.read_object))
         )
         stack.enter_context(
-            mock.patch.object(imaging, "_decode", timer.timed("decode", imaging._decode))
+            mock.patch.object(decoding, "_decode", timer.timed("decode", decoding._decode))
         )
-        stack.enter_context(mock.patch.object(imaging, "hashlib", hashes))
+        stack.enter_context(mock.patch.object(metadata, "hashlib", hashes))
         # inspect_image imports phash_hex when called, so patching the module attribute works.
         stack.enter_context(
             mock.patch.object(phash, "phash_hex", timer.timed("phash", phash.phash_hex))
@@ -167,7 +170,7 @@ def _same_pixels() -> dict[str, bytes]:
     from imgsvc import imaging
 
     heif = (PHOTOS / PHONE_SOURCE).read_bytes()
-    imaging._ensure_plugins()  # the HEIF opener, as the service registers it
+    imaging.ensure_plugins()  # the HEIF opener, as the service registers it
     with Image.open(io.BytesIO(heif)) as image:
         pixels = image.convert("RGB")
     out = {"HEIF": heif}

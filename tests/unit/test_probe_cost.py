@@ -10,17 +10,18 @@ import pytest
 from bench.probe import CHUNK, SIZE, _app_segments, _chunks, _jpeg, _tiff_ifd_at_end
 from imgsvc import imaging
 from imgsvc.errors import InvalidImage
+from imgsvc.imaging import header
 
 
 def count_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    real = imaging._identify
+    real = header._identify  # probe's own reference: patch it where it is used
 
     def counting(data: bytes, *, complete: bool) -> object:
         calls.append(len(data))
         return real(data, complete=complete)
 
-    monkeypatch.setattr(imaging, "_identify", counting)
+    monkeypatch.setattr(header, "_identify", counting)
     return calls
 
 

@@ -70,9 +70,7 @@ def _first_frame(image: Image.Image) -> Image.Image:
     return image
 
 
-def _displayed(
-    image: Image.Image, size: tuple[int, int], resample: str = "LANCZOS"
-) -> Image.Image:
+def _displayed(image: Image.Image, size: tuple[int, int], resample: str = "LANCZOS") -> Image.Image:
     """The picture as displayed at ``size`` (width, height after orientation).
 
     Resized in stored orientation and turned afterwards: the same picture as
@@ -80,14 +78,14 @@ def _displayed(
     """
     from PIL import Image
 
-    from imgsvc.imaging import _SWAPS_AXES, _TRANSPOSE, _orientation_of, _read_exif, _wide_to_gray
+    from imgsvc.imaging.decode import SWAPS_AXES, TRANSPOSE, orientation_of, read_exif, wide_to_gray
 
     image = _first_frame(image)
-    orientation = _orientation_of(_read_exif(image)[0]) or 1
-    stored = (size[1], size[0]) if orientation in _SWAPS_AXES else size
+    orientation = orientation_of(read_exif(image)[0]) or 1
+    stored = (size[1], size[0]) if orientation in SWAPS_AXES else size
     mode = image.mode
     if mode in ("I", "F") or mode.startswith("I;16"):
-        work = _wide_to_gray(image, stored)  # Pillow would clip 16-bit samples to white
+        work = wide_to_gray(image, stored)  # Pillow would clip 16-bit samples to white
     else:
         if mode not in ("RGB", "RGBA", "L", "LA"):
             # P, 1, CMYK, YCbCr, ...: resize needs a plain mode (P would resize NEAREST).
@@ -97,8 +95,8 @@ def _displayed(
             if image.size == stored
             else image.resize(stored, Image.Resampling[resample], reducing_gap=REDUCING_GAP)
         )
-    if orientation in _TRANSPOSE:
-        work = work.transpose(_TRANSPOSE[orientation])
+    if orientation in TRANSPOSE:
+        work = work.transpose(TRANSPOSE[orientation])
     return work
 
 
@@ -124,11 +122,11 @@ def encode(image: Image.Image, encoding: Encoding, icc_profile: bytes | None) ->
 
 
 def _display_size(image: Image.Image) -> tuple[int, int]:
-    from imgsvc.imaging import _SWAPS_AXES, _orientation_of, _read_exif
+    from imgsvc.imaging.decode import SWAPS_AXES, orientation_of, read_exif
 
-    orientation = _orientation_of(_read_exif(image)[0])
+    orientation = orientation_of(read_exif(image)[0])
     width, height = image.size
-    return (height, width) if orientation in _SWAPS_AXES else (width, height)
+    return (height, width) if orientation in SWAPS_AXES else (width, height)
 
 
 def thumbnail(image: Image.Image) -> bytes:
