@@ -84,7 +84,7 @@ def net(monkeypatch: pytest.MonkeyPatch) -> Net:
     for name in ("ALLOW_PRIVATE_URLS", "FETCH_TIMEOUT_SECONDS", "FETCH_MAX_REDIRECTS"):
         monkeypatch.delenv(name, raising=False)
     guard = Net()
-    monkeypatch.setattr(fetch, "resolve_host", guard.resolve)
+    monkeypatch.setattr(fetch.dns, "resolve_host", guard.resolve)  # where it is called
     monkeypatch.setattr(u3_connection, "create_connection", guard.create_connection)
     return guard
 
@@ -931,7 +931,7 @@ def _tls_server(cert_file: Path, sni: list[str | None]) -> LocalServer:
 def test_https_uses_sni_and_verifies_the_hostname_not_the_ip(
     certs: dict[str, Path], net: Net, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fetch, "CA_BUNDLE", str(certs["ca"]))
+    monkeypatch.setattr(fetch.connections, "CA_BUNDLE", str(certs["ca"]))
     net.dns["img.test"] = ["127.0.0.1"]
     sni: list[str | None] = []
     srv = _tls_server(certs["img.test"], sni)
@@ -952,7 +952,7 @@ def test_https_uses_sni_and_verifies_the_hostname_not_the_ip(
 def test_https_certificate_for_another_name_is_refused(
     certs: dict[str, Path], net: Net, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fetch, "CA_BUNDLE", str(certs["ca"]))
+    monkeypatch.setattr(fetch.connections, "CA_BUNDLE", str(certs["ca"]))
     net.dns["img.test"] = ["127.0.0.1"]
     srv = _tls_server(certs["other.test"], [])
     try:

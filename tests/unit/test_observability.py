@@ -150,10 +150,11 @@ def test_domain_modules_do_not_import_the_http_glue() -> None:
 def test_a_blocked_address_is_logged_as_a_warning() -> None:
     from imgsvc import fetch
     from imgsvc.errors import BlockedUrl
+    from imgsvc.fetch import dns
 
     with (
-        mock.patch.object(fetch, "resolve_host", return_value=["10.0.0.7"]),
-        mock.patch.object(fetch.logger, "warning") as warning,
+        mock.patch.object(dns, "resolve_host", return_value=["10.0.0.7"]),
+        mock.patch.object(dns.logger, "warning") as warning,
         pytest.raises(BlockedUrl),
     ):
         fetch.fetch_bytes("http://internal.example/x.jpg", max_bytes=1024, allow_private=False)
