@@ -141,18 +141,6 @@ def phash_hex(image: Image.Image) -> str:
     return str(phash(image))
 
 
-# EXIF orientation -> the transpose that shows the picture upright (as ImageOps.exif_transpose).
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
 def display_phash_hex(image: Image.Image, orientation: int | None) -> str:
     """The hash of the picture as displayed: ``imagehash.phash(ImageOps.exif_transpose(im))``.
 
@@ -161,7 +149,9 @@ def display_phash_hex(image: Image.Image, orientation: int | None) -> str:
     full-size RGB rotation into a one-byte-per-pixel one, with bit-identical results.
     HEIF decoders apply the container's rotation themselves and report orientation 1.
     """
-    op = _TRANSPOSE.get(orientation or 1)
+    from imgsvc.imaging.decode import TRANSPOSE  # the one table (imaging imports this lazily)
+
+    op = TRANSPOSE.get(orientation or 1)
     if op is None:
         return phash_hex(image)
     return phash_hex(image.convert("L").transpose(op))
