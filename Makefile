@@ -109,10 +109,14 @@ PIP_LAYERS := RuntimeLayer ImagingLayer
 # --no-deps: requirements.txt lists the whole closure (boto3/botocore come from the runtime).
 # --no-compile: this interpreter's .pyc files would be for the wrong Python (compile_bytecode
 # below writes python3.13's).
+# LAMBDA_ARCH=x86_64 (environment) builds x86_64 wheels instead: only for the x86_64 copy of
+# the template that scripts/sam_local.py runs under `sam local` (never deployed).
+LAMBDA_ARCH ?= arm64
+WHEEL_ARCH := $(if $(filter x86_64,$(LAMBDA_ARCH)),x86_64,$(if $(filter arm64,$(LAMBDA_ARCH)),aarch64,$(error LAMBDA_ARCH must be arm64 or x86_64, not $(LAMBDA_ARCH))))
 PIP_LAMBDA := $(firstword $(wildcard $(PY)) python3) -m pip install --quiet \
 	--disable-pip-version-check --no-compile --no-deps --only-binary=:all: \
 	--implementation cp --python-version 3.13 \
-	--platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64
+	--platform manylinux_2_28_$(WHEEL_ARCH) --platform manylinux2014_$(WHEEL_ARCH)
 
 define require_artifacts_dir
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: sam build runs this target" >&2; exit 1; }
