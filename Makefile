@@ -7,6 +7,9 @@
 #   make size       function + layers unzipped sizes from .aws-sam/build (run after build)
 #   make unit | integration | e2e | browser | test
 #   make local      the local stack (moto server + API Gateway emulation)
+#   make sam-local-env    sam's --env-vars file for the running `make local` (.local-stack/)
+#   make sam-local-api    sam local start-api (Docker) against the running `make local`
+#   make sam-local-check  CI: sam local start-api serves the app from moto (a stand-in image)
 #   make bench
 #   make deploy     sam deploy (samconfig.toml; the first time: .venv/bin/sam deploy --guided)
 #
@@ -30,7 +33,8 @@ export SAM_CLI_TELEMETRY := 0
 # sam starts make itself for the build-* targets: keep this make's flags and jobserver out of it.
 SAM := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 
-.PHONY: help venv lint validate build size unit integration e2e browser test local bench deploy clean
+.PHONY: help venv lint validate build size unit integration e2e browser test local bench deploy clean \
+	sam-local-env sam-local-api sam-local-check
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -86,6 +90,21 @@ LOCAL_READY_FILE ?= $(ROOT)/.local-stack/ready.json
 local: venv
 	cd $(ROOT) && $(PY) -m local_stack --port $(PORT) --aws-port $(AWS_PORT) \
 		--ready-file $(LOCAL_READY_FILE)
+
+# SAM's own emulator against the local stack (scripts/sam_local.py): the env-vars file, the
+# API (SAM_LOCAL_ARGS: more options, e.g. --arch x86_64 -- --skip-pull-image; SAM_PORT), and
+# the check CI runs (scripts/sam_local_check.sh: installs Docker, starts dockerd if needed).
+SAM_PORT ?= 3100
+SAM_LOCAL_ARGS ?=
+sam-local-env: venv
+	cd $(ROOT) && $(PY) -m scripts.sam_local env-vars --ready-file $(LOCAL_READY_FILE)
+
+sam-local-api: venv
+	cd $(ROOT) && $(PY) -m scripts.sam_local start-api --ready-file $(LOCAL_READY_FILE) \
+		--port $(SAM_PORT) $(SAM_LOCAL_ARGS)
+
+sam-local-check: venv
+	cd $(ROOT) && PY=$(PY) ./scripts/sam_local_check.sh
 
 bench: venv
 	cd $(ROOT) && $(PY) -m bench

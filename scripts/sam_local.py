@@ -466,16 +466,54 @@ def start_api_command(template: Path, env_file: Path, port: int, extra: list[str
 
 # ---------------------------------------------------------------- commands
 def cmd_env_vars(args: argparse.Namespace) -> int:
+    """For Docker Desktop, whose containers reach the host's 127.0.0.1 as host.docker.internal;
+    on Linux they cannot (the local stack listens on 127.0.0.1): use start-api, which relays."""
     info = read_ready(args.ready_file)
-    endpoint = args.endpoint or info["aws_endpoint"]
+    port = info["aws_endpoint"].rsplit(":", 1)[1]
+    endpoint = args.endpoint or f"http://host.docker.internal:{port}"
     path = write_env_vars(args.out, info, endpoint)
-    print(path)
+    print(f"{path} (AWS_ENDPOINT_URL={endpoint})")
     return 0
 
 
 def cmd_image(args: argparse.Namespace) -> int:
     arch, debian_arch = host_arch()
     print(ensure_image(docker_client(), arch, debian_arch, rebuild=args.rebuild))
+    return 0
+
+
+CANNOT_RUN_DOCKER = 3  # probe's exit status: this machine cannot run containers at all
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Exit 0 when a container runs here, 3 with the reason when it cannot (no daemon, no
+    privileges): a container of one static binary (Debian's tini-static, from docker.io)."""
+    import io
+    import tarfile
+
+    try:
+        client = docker_client()
+    except SystemExit as err:
+        print(err, file=sys.stderr)
+        return CANNOT_RUN_DOCKER
+    binary = next(
+        (Path(p) for p in ("/usr/bin/tini-static", "/usr/bin/docker-init") if Path(p).exists()),
+        None,
+    )
+    if binary is None:
+        log("probe: no tini-static here to run; the daemon answers, going on")
+        return 0
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        tar.add(binary.resolve(), arcname="probe")
+    name = "imgsvc-sam-local-probe:latest"
+    try:
+        client.api.import_image_from_data(data.getvalue(), repository=name.split(":")[0])
+        out = client.containers.run(name, ["/probe", "--version"], remove=True)
+    except Exception as err:  # docker-py raises many kinds
+        print(f"sam-local: Docker answers but cannot run a container here: {err}", file=sys.stderr)
+        return CANNOT_RUN_DOCKER
+    log(f"probe: a container runs ({out.decode(errors='replace').strip()})")
     return 0
 
 
@@ -640,8 +678,13 @@ def _session_item(info: dict[str, Any], upload_id: str) -> dict[str, Any] | None
     return dynamodb.get_item(TableName=table, Key=key).get("Item")
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise CheckFailed("terminated (SIGTERM: out of time?)")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    signal.signal(signal.SIGTERM, _terminated)  # stop sam and the local stack on the way out
     arch, debian_arch = host_arch()
     client = docker_client()
     ensure_image(client, arch, debian_arch)
@@ -753,6 +796,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--endpoint", help="AWS_ENDPOINT_URL as the containers reach moto (no relay)")
     p.add_argument("sam_args", nargs="*", help="more sam local start-api options, after --")
     p.set_defaults(run=cmd_start_api)
+
+    p = sub.add_parser("probe", help=f"exit {CANNOT_RUN_DOCKER} if no container can run here")
+    p.set_defaults(run=cmd_probe)
 
     p = sub.add_parser("check", help="CI: sam local start-api serves this app from moto")
     p.add_argument("--endpoint", help="AWS_ENDPOINT_URL as the containers reach moto (no relay)")
