@@ -45,8 +45,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,6 +73,7 @@ RUNTIME_PACKAGES = (
     "urllib3",
 )
 STANDIN_LABEL = "imgsvc.sam-local.standin"
+CHECK_PHOTO = "astronaut_nikon.jpg"  # tests/data/photos: what the check uploads
 ARCHES = {"x86_64": ("x86_64", "amd64"), "aarch64": ("arm64", "arm64"), "arm64": ("arm64", "arm64")}
 
 BOOTSTRAP = """\
@@ -535,27 +534,25 @@ def cmd_start_api(args: argparse.Namespace) -> int:
         proc = subprocess.Popen(command, env=sam_env())
         try:
             return proc.wait()
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            return proc.wait()
+        except KeyboardInterrupt:  # sam got the Ctrl-C too (a second one would hang it)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                return proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                return proc.wait()
 
 
 def _request(
     method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
+    import requests
+
+    response = requests.request(method, url, json=body, headers=headers, timeout=120)
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as err:
-        status, raw = err.code, err.read()
-    try:
-        return status, json.loads(raw)
+        return response.status_code, response.json()
     except ValueError:
-        return status, raw.decode("utf-8", "replace")
+        return response.status_code, response.text
 
 
 def _expect(what: str, condition: bool, detail: Any) -> None:
@@ -752,6 +749,32 @@ def cmd_check(args: argparse.Namespace) -> int:
                     f"the session UPLOAD#{upload_id} is in moto's table",
                     item is not None,
                     "no such item",
+                )
+
+                # The presigned POST through the relay, as a browser would: the local stack's
+                # IngestFunction ingests it; GET /uploads/{id} (sam again) then says done.
+                t = time.monotonic()
+                import requests
+
+                photo = ROOT / "tests" / "data" / "photos" / CHECK_PHOTO
+                posted = requests.post(
+                    posts[0],
+                    data=files[0]["fields"],
+                    files={"file": ("cat.jpg", photo.read_bytes(), "image/jpeg")},
+                    timeout=60,
+                )
+                _expect("the presigned POST to moto: 204", posted.status_code == 204, posted.text)
+                deadline = time.monotonic() + 60
+                while True:
+                    status, body = _request("GET", f"{api}/uploads/{upload_id}", headers=key)
+                    state = body.get("files", {}).get("cat.jpg", {}) if status == 200 else {}
+                    if state.get("status") != "pending" or time.monotonic() > deadline:
+                        break
+                    time.sleep(1)
+                _expect(
+                    f"GET /uploads/{{id}} 200, cat.jpg ingested ({time.monotonic() - t:.1f} s)",
+                    state.get("status") == "done" and bool(state.get("image_id")),
+                    [status, body],
                 )
     except CheckFailed as err:
         log(f"FAILED: {err}")
