@@ -258,8 +258,8 @@ def ensure_image(client: Any, arch: str, debian_arch: str, *, rebuild: bool = Fa
 
 
 # ---------------------------------------------------------------- the template for this machine
-def arch_template(arch: str) -> Path:
-    """template.yaml for `arch` (paths absolute), in SCRATCH; the template itself if arm64."""
+def arch_template(arch: str, out_dir: Path = SCRATCH) -> Path:
+    """template.yaml built for `arch` (paths absolute), written in `out_dir`."""
     text = (ROOT / "template.yaml").read_text()
     if arch != "arm64":
         replacements = [
@@ -276,8 +276,8 @@ def arch_template(arch: str) -> Path:
     # The copy lives elsewhere: code, layers and the Makefile by absolute path.
     text = re.sub(r"^(\s+(?:CodeUri|ContentUri): )(\S+)$", rf"\g<1>{ROOT}/\2", text, flags=re.M)
     text = re.sub(r"^(\s+ContextPath: )\.$", rf"\g<1>{ROOT}", text, flags=re.M)
-    SCRATCH.mkdir(parents=True, exist_ok=True)
-    path = SCRATCH / f"template-{arch}.yaml"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"template-{arch}.yaml"
     path.write_text(text)
     return path
 
