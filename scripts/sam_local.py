@@ -440,6 +440,12 @@ def read_ready(path: Path) -> dict[str, Any]:
         raise SystemExit(f"sam-local: {path} does not exist: start `make local` first") from None
 
 
+def _default_sigint() -> None:
+    """In a child: Ctrl-C (SIGINT) stops it, even when this process was started with SIGINT
+    ignored (a background job of a non-interactive shell); sam then removes its containers."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -531,7 +537,7 @@ def cmd_start_api(args: argparse.Namespace) -> int:
         command = start_api_command(template, env_file, args.port, args.sam_args)
         log(f"--env-vars {env_file}; API key (for keyed routes) {info['api_key']}")
         log(" ".join(command))
-        proc = subprocess.Popen(command, env=sam_env())
+        proc = subprocess.Popen(command, env=sam_env(), preexec_fn=_default_sigint)
         try:
             return proc.wait()
         except KeyboardInterrupt:  # sam got the Ctrl-C too (a second one would hang it)
@@ -588,6 +594,7 @@ def local_stack(workdir: Path) -> Iterator[dict[str, Any]]:
         stdout=log_file,
         stderr=subprocess.STDOUT,
         env={**os.environ, "LOCAL_STACK_WORKERS": "1"},
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + 90
@@ -615,7 +622,12 @@ def sam_api(command: list[str], log_path: Path, port: int) -> Iterator[str]:
     """sam local start-api until the block ends; its base URL once it listens."""
     log_file = log_path.open("w")
     proc = subprocess.Popen(
-        command, env=sam_env(), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        command,
+        env=sam_env(),
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + 180
