@@ -644,7 +644,7 @@ def sam_api(command: list[str], log_path: Path, port: int) -> Iterator[str]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # sam stops and removes its containers
             try:
-                proc.wait(timeout=60)
+                proc.wait(timeout=20)  # inside the wrapper's --kill-after
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
