@@ -7,6 +7,9 @@
 #   make size       function + layers unzipped sizes from .aws-sam/build (run after build)
 #   make unit | integration | e2e | browser | test
 #   make local      the local stack (moto server + API Gateway emulation)
+#   make sam-local-env    sam's --env-vars file for the running `make local` (.local-stack/)
+#   make sam-local-api    sam local start-api (Docker) against the running `make local`
+#   make sam-local-check  CI: sam local start-api serves the app from moto (a stand-in image)
 #   make bench
 #   make deploy     sam deploy (samconfig.toml; the first time: .venv/bin/sam deploy --guided)
 #
@@ -30,7 +33,8 @@ export SAM_CLI_TELEMETRY := 0
 # sam starts make itself for the build-* targets: keep this make's flags and jobserver out of it.
 SAM := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 
-.PHONY: help venv lint validate build size unit integration e2e browser test local bench deploy clean
+.PHONY: help venv lint validate build size unit integration e2e browser test local bench deploy clean \
+	sam-local-env sam-local-api sam-local-check
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -87,6 +91,21 @@ local: venv
 	cd $(ROOT) && $(PY) -m local_stack --port $(PORT) --aws-port $(AWS_PORT) \
 		--ready-file $(LOCAL_READY_FILE)
 
+# SAM's own emulator against the local stack (scripts/sam_local.py): the env-vars file, the
+# API (SAM_LOCAL_ARGS: more options, e.g. --arch x86_64 -- --skip-pull-image; SAM_PORT), and
+# the check CI runs (scripts/sam_local_check.sh: installs Docker, starts dockerd if needed).
+SAM_PORT ?= 3100
+SAM_LOCAL_ARGS ?=
+sam-local-env: venv
+	cd $(ROOT) && $(PY) -m scripts.sam_local env-vars --ready-file $(LOCAL_READY_FILE)
+
+sam-local-api: venv
+	cd $(ROOT) && $(PY) -m scripts.sam_local start-api --ready-file $(LOCAL_READY_FILE) \
+		--port $(SAM_PORT) $(SAM_LOCAL_ARGS)
+
+sam-local-check: venv
+	cd $(ROOT) && PY=$(PY) ./scripts/sam_local_check.sh
+
 bench: venv
 	cd $(ROOT) && $(PY) -m bench
 
@@ -109,10 +128,14 @@ PIP_LAYERS := RuntimeLayer ImagingLayer
 # --no-deps: requirements.txt lists the whole closure (boto3/botocore come from the runtime).
 # --no-compile: this interpreter's .pyc files would be for the wrong Python (compile_bytecode
 # below writes python3.13's).
+# LAMBDA_ARCH=x86_64 (environment) builds x86_64 wheels instead: only for the x86_64 copy of
+# the template that scripts/sam_local.py runs under `sam local` (never deployed).
+LAMBDA_ARCH ?= arm64
+WHEEL_ARCH := $(if $(filter x86_64,$(LAMBDA_ARCH)),x86_64,$(if $(filter arm64,$(LAMBDA_ARCH)),aarch64,$(error LAMBDA_ARCH must be arm64 or x86_64, not $(LAMBDA_ARCH))))
 PIP_LAMBDA := $(firstword $(wildcard $(PY)) python3) -m pip install --quiet \
 	--disable-pip-version-check --no-compile --no-deps --only-binary=:all: \
 	--implementation cp --python-version 3.13 \
-	--platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64
+	--platform manylinux_2_28_$(WHEEL_ARCH) --platform manylinux2014_$(WHEEL_ARCH)
 
 define require_artifacts_dir
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: sam build runs this target" >&2; exit 1; }

@@ -144,6 +144,8 @@ class LocalStack:
             workers=s.workers,
             defaults=self.resource_variables(),
             overrides={
+                # The template declares it empty (for `sam local --env-vars`): moto, always.
+                "AWS_ENDPOINT_URL": endpoint,
                 "ALLOW_PRIVATE_URLS": s.allow_private_urls,
                 "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
             },

@@ -218,12 +218,23 @@ def test_environment_names_are_the_ones_config_reads(globals_fn: dict[str, Any])
     }
     assert expected <= set(env)
     for name in env:
-        if not name.startswith("POWERTOOLS_"):
+        # AWS_ENDPOINT_URL is boto3's (test_aws_endpoint_is_declared_empty).
+        if not name.startswith("POWERTOOLS_") and name != "AWS_ENDPOINT_URL":
             assert f'"{name}"' in config, (
                 f"{name} is set in template.yaml but config.py never reads it"
             )
     assert env["UPLOAD_PREFIX"] == "uploads/"
     assert env["IMAGE_PREFIX"] == "images/"
+
+
+def test_aws_endpoint_is_declared_empty(
+    resources: dict[str, Any], globals_fn: dict[str, Any]
+) -> None:
+    """Empty in AWS (botocore ignores it); declared so `sam local --env-vars` can set it."""
+    assert globals_fn["Environment"]["Variables"]["AWS_ENDPOINT_URL"] == ""
+    for name in FUNCTIONS:
+        env = props(resources, name).get("Environment", {}).get("Variables", {})
+        assert env.get("AWS_ENDPOINT_URL", "") == "", name
 
 
 def test_routes_and_api_keys(resources: dict[str, Any]) -> None:
