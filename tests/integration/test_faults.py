@@ -369,3 +369,14 @@ def test_delete_retried_equals_a_clean_run(plan, aws, handlers, operation, kind,
     assert guard["deleting"] is False
     # and the bytes can come back
     assert call(handlers["import_image"], post_image())[0] == 201
+
+
+def test_what_an_ingest_that_fails_all_three_attempts_leaves(plan, aws, handlers) -> None:
+    """Known limit: the event goes to IngestDeadLetterQueue; the stored bytes and thumbnail
+    stay without a record until the upload is delivered again (the file is still pending)."""
+    outcomes = upload_and_ingest(
+        handlers, then=lambda: plan.add("TransactWriteItems", "throttle", times=1000)
+    )
+    assert len(outcomes) == LAMBDA_ATTEMPTS and all(isinstance(o, Exception) for o in outcomes)
+    assert stats.recount()["total_images"] == 0
+    assert [k.split("/")[0] for k in snapshot()["objects"]] == ["images", "renditions", "uploads"]
