@@ -7,7 +7,9 @@ only for operations that are safe to repeat:
 - reads: every GET, ``POST /analyze``, ``POST /images/lookup``;
 - content-addressed writes: ``POST /images`` (import or direct upload), ``POST .../crop`` and
   the presigned POST to S3 (the same bytes are the same image; a second delivery changes
-  nothing).
+  nothing). ``POST /images`` and crop carry an ``Idempotency-Key`` (a new UUID per call, the
+  same on each of its retries), so a retry after a commit whose answer was lost answers what
+  the first attempt did and counts nothing twice.
 
 ``POST /uploads`` (a second session would be an orphan), ``DELETE /images/{id}`` (a repeat
 answers 404 although the first call deleted it) and ``DELETE /images?confirm=true`` (a repeat
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TypedDict
@@ -36,6 +39,7 @@ __all__ = [
 
 ProgressCallback = Callable[[int], None]  # called with the number of bytes just sent
 RETRY_STATUSES = frozenset({502, 503, 504})
+IDEMPOTENCY_KEY = "Idempotency-Key"
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -242,6 +246,11 @@ class Client:
         response = self.send(method, self.api_url + path, safe=safe, **kwargs)
         return response.json()
 
+    def _keyed(self, path: str, **kwargs: Any) -> Any:
+        """A POST with a fresh Idempotency-Key, sent unchanged with each of its retries."""
+        headers = {IDEMPOTENCY_KEY: str(uuid.uuid4())}
+        return self._json("POST", path, safe=True, headers=headers, **kwargs)
+
     # ------------------------------------------------------------------ service
     def status(self) -> Status:
         return self._json("GET", "/status", safe=True)
@@ -331,7 +340,7 @@ class Client:
         self, url: str, name: str | None = None, desc: str | None = None
     ) -> dict[str, Any]:
         body = {k: v for k, v in (("url", url), ("name", name), ("desc", desc)) if v is not None}
-        return self._json("POST", "/images", safe=True, json=body)
+        return self._keyed("/images", json=body)
 
     def import_file(
         self, path: Path, name: str | None = None, desc: str | None = None
@@ -342,11 +351,11 @@ class Client:
         def body() -> dict[str, Any]:
             return {"data": fields, "files": {"image": (path.name, path.read_bytes())}}
 
-        return self._json("POST", "/images", safe=True, body_factory=body)
+        return self._keyed("/images", body_factory=body)
 
     def crop(self, image_id: str, left: int, top: int, right: int, bottom: int) -> Image:
         box = {"left": left, "top": top, "right": right, "bottom": bottom}
-        return self._json("POST", f"/images/{image_id}/crop", safe=True, json=box)
+        return self._keyed(f"/images/{image_id}/crop", json=box)
 
     def diff(self, image_id: str, other_id: str, threshold: int | None = None) -> dict[str, Any]:
         params = {"threshold": threshold} if threshold is not None else {}

@@ -77,7 +77,12 @@ def get_thumbnail(image_id: ImageId):  # a redirect: no body model
     "share of the format and camera counts. The uploads-per-day history stays.",
     responses=responses(
         {200: ("The image was deleted.", Deleted)},
-        {**NOT_FOUND, 409: "The image is being deleted by another request: retry in a moment."},
+        {
+            **NOT_FOUND,
+            409: "The image is being deleted by another request: retry in a moment.",
+            503: "Storage was busy or did not answer: retry; a retry finishes a delete that "
+            "was cut short.",
+        },
     ),
     tags=["library"],
 )

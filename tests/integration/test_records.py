@@ -124,11 +124,13 @@ def test_reject_only_from_pending(aws):
     assert records.get_upload_file("u1", "good.jpg")["status"] == "done"
 
 
-def test_direct_ingest_twice_with_same_upload_id_is_a_conflict(aws):
+def test_direct_ingest_twice_with_same_upload_id_answers_the_first(aws):
+    # A direct upload's id is its own (random, or its Idempotency-Key's): a second commit
+    # under it is a retry of the same request, which committed already.
     source = IngestSource("direct-1", "x.png", presigned=False)
-    records.commit_ingest(meta(3, "PNG", None), source)
-    with pytest.raises(Conflict):
-        records.commit_ingest(meta(3, "PNG", None), source)
+    first, _ = records.commit_ingest(meta(3, "PNG", None), source)
+    assert records.commit_ingest(meta(3, "PNG", None), source) == (first, False)
+    assert counters(aws.table)["DAY"] == 1 and counters(aws.table)["TOTAL:TOTAL"] == 1
 
 
 def test_delete_takes_image_out_of_counts_but_keeps_history(aws):

@@ -65,6 +65,26 @@ def test_connection_errors_are_not_retried_for_new_sessions(client):
 
 
 @responses.activate
+def test_writes_carry_one_idempotency_key_across_their_retries(client, tmp_path):
+    unavailable = {"code": "unavailable", "message": "retry"}
+    responses.post(f"{API}/images", status=503, json=unavailable)
+    responses.post(f"{API}/images", body=requests.ConnectionError("reset"))
+    responses.post(f"{API}/images", json={"image_id": "i"}, status=201)
+    assert client.import_url("https://example.com/a.jpg") == {"image_id": "i"}
+    keys = [c.request.headers["Idempotency-Key"] for c in responses.calls]
+    assert len(keys) == 3 and len(set(keys)) == 1 and len(keys[0]) == 36
+    path = tmp_path / "a.png"
+    path.write_bytes(b"png")
+    responses.post(f"{API}/images", json={"image_id": "j"}, status=201)
+    responses.post(f"{API}/images/i/crop", status=503, json=unavailable)
+    responses.post(f"{API}/images/i/crop", json={"image_id": "k"}, status=201)
+    client.import_file(path)
+    client.crop("i", 0, 0, 1, 1)
+    later = [c.request.headers["Idempotency-Key"] for c in responses.calls[3:]]
+    assert len(later) == 3 and later[1] == later[2] and len(set(later + keys[:1])) == 3
+
+
+@responses.activate
 def test_error_answers_carry_the_code(client):
     body = {"status": "error", "code": "not_found", "message": "no image with id y"}
     responses.get(f"{API}/images/y", status=404, json=body)

@@ -80,3 +80,17 @@ class UpstreamError(ServiceError):
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     code = "upstream_timeout"
+
+
+class KeyReused(ServiceError):
+    """An Idempotency-Key sent again with a different request (IETF httpapi draft: 422)."""
+
+    status_code = 422
+    code = "idempotency_key_reused"
+
+
+class Unavailable(ServiceError):
+    """DynamoDB or S3 stayed busy or did not answer: nothing the client did; retry."""
+
+    status_code = 503
+    code = "unavailable"

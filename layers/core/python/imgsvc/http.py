@@ -30,9 +30,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ValidationError
 
-from imgsvc.errors import BadRequest, NotFound, ServiceError, UnsupportedMediaType
+from imgsvc.errors import BadRequest, NotFound, ServiceError, Unavailable, UnsupportedMediaType
 from imgsvc.observability import logger, metrics, tracer
-from imgsvc.schemas import IMAGE_ID_PATTERN, UPLOAD_ID_PATTERN
+from imgsvc.schemas import IDEMPOTENCY_KEY_PATTERN, IMAGE_ID_PATTERN, UPLOAD_ID_PATTERN
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -48,6 +48,8 @@ _CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7F))
 PATTERN_HINTS = {
     IMAGE_ID_PATTERN: "an image id is 64 lowercase hex characters (the sha256 of its bytes)",
     UPLOAD_ID_PATTERN: "an upload id is the lowercase UUID that POST /uploads returned",
+    IDEMPOTENCY_KEY_PATTERN: "an Idempotency-Key is 16 to 128 characters of letters, digits "
+    "and +/=._:- (a UUID will do)",
 }
 
 
@@ -169,9 +171,40 @@ def create_app() -> APIGatewayRestResolver:
     def _unexpected(error: Exception) -> Response:
         # Log the stack trace for us; never show it to the client.
         logger.exception("unhandled error")
+        transient = transient_error(error)
+        if transient is not None:  # the client may retry (with the same Idempotency-Key)
+            return error_response(transient)
         return error_response(ServiceError("internal error: the request was not completed"))
 
     return app
+
+
+# Error codes of DynamoDB and S3 that botocore retries and that outlasted its retries.
+_TRANSIENT_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling",
+    "RequestLimitExceeded", "InternalServerError", "InternalError", "ServiceUnavailable",
+    "SlowDown", "RequestTimeout", "TransactionInProgressException",
+})  # fmt: skip
+
+
+def transient_error(error: Exception) -> Unavailable | None:
+    """A 503 for what outlasted botocore's retries (throttling, 5xx, timeouts), else None."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code not in _TRANSIENT_CODES and status < 500:
+            return None
+        what = code or f"HTTP {status}"
+    elif isinstance(error, (HTTPClientError, BotoConnectionError)):
+        what = type(error).__name__
+    else:
+        return None
+    return Unavailable(
+        f"storage was busy or did not answer ({what}): retry the request in a moment"
+    )
 
 
 def _proxy_result(error: ServiceError) -> dict[str, Any]:
@@ -195,6 +228,13 @@ def api_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any], 
         return app.resolve(event, context)
 
     return lambda_handler
+
+
+def client_scope(app: APIGatewayRestResolver, route: str) -> str:
+    """The scope of an Idempotency-Key: the route and the client (its API key's id, as API
+    Gateway says it), so two clients' keys never meet."""
+    identity = app.current_event.request_context.identity
+    return f"{route}#{identity.api_key_id or ''}"
 
 
 def raw_body(app: APIGatewayRestResolver) -> bytes:
@@ -234,6 +274,7 @@ ERROR_DESCRIPTIONS = {
     415: "The content type is not accepted.",
     422: "The bytes are not an image the service accepts.",
     502: "The remote server could not be reached or answered with an error.",
+    503: "Storage was busy or did not answer: retry (with the same Idempotency-Key).",
     504: "The remote server did not answer in time.",
 }
 

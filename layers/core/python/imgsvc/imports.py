@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
@@ -11,7 +13,7 @@ from pydantic import ConfigDict, Field
 from imgsvc import names
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from imgsvc.ingest import ingest_bytes
+from imgsvc.ingest import ingest_bytes, replay, request_key
 from imgsvc.limits import DIRECT_UPLOAD_MAX_BYTES
 from imgsvc.schemas import ONE_URL, UrlBody, absent_by_default
 
@@ -56,8 +58,14 @@ def _text_field(fields: dict[str, Any], name: str) -> str | None:
     return value or None
 
 
-def import_multipart(body: bytes, content_type: str) -> tuple[dict[str, Any], bool]:
-    """Ingest the ``image`` part of a multipart/form-data body (with optional name, desc)."""
+def import_multipart(
+    body: bytes, content_type: str, idempotency_key: str | None = None, scope: str = ""
+) -> tuple[dict[str, Any], bool]:
+    """Ingest the ``image`` part of a multipart/form-data body (with optional name, desc).
+
+    ``idempotency_key`` (scoped by ``scope``: the route and the client) makes a retry answer
+    what the first attempt recorded; the request is its parts, not its boundary.
+    """
     # `multipart` is the maintained parser behind Bottle; it enforces part and size limits.
     from multipart import MultipartError, MultipartParser, parse_options_header
 
@@ -101,13 +109,29 @@ def import_multipart(body: bytes, content_type: str) -> tuple[dict[str, Any], bo
         filename = names.client_filename(image.filename)
     except ValueError as err:
         raise BadRequest(f"the image part's filename {err}") from err
-    return ingest_bytes(data, filename=filename, name=name or filename, desc=desc)
+    asked = [hashlib.sha256(data).hexdigest(), filename, name, desc]
+    key = request_key(idempotency_key, scope, json.dumps(asked))
+    done = replay(key)
+    if done is not None:
+        return done
+    return ingest_bytes(data, filename=filename, name=name or filename, desc=desc, key=key)
 
 
-def import_url(request: ImportRequest) -> tuple[dict[str, Any], bool]:
-    """Fetch an image with the safe fetcher (upload size limit) and ingest it."""
+def import_url(
+    request: ImportRequest, idempotency_key: str | None = None, scope: str = ""
+) -> tuple[dict[str, Any], bool]:
+    """Fetch an image with the safe fetcher (upload size limit) and ingest it.
+
+    With ``idempotency_key``, a retry answers what the first attempt recorded without
+    fetching again (the remote file may have changed meanwhile).
+    """
     from imgsvc.fetch import fetch_bytes
 
+    asked = [request.target, request.name, request.desc]
+    key = request_key(idempotency_key, scope, json.dumps(asked))
+    done = replay(key)
+    if done is not None:
+        return done
     fetched = fetch_bytes(request.target, max_bytes=get_settings().max_upload_bytes)
     # The name comes from the final URL: a redirect often leads to the real file name.
     filename = names.derived_filename(unquote(urlsplit(fetched.url).path), "import")
@@ -117,4 +141,5 @@ def import_url(request: ImportRequest) -> tuple[dict[str, Any], bool]:
         name=request.name or filename[:NAME_MAX],
         desc=request.desc,
         source_url=request.target,
+        key=key,
     )

@@ -8,9 +8,10 @@ image always has both.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from imgsvc import formats, library, migrations, records, storage
@@ -18,6 +19,40 @@ from imgsvc.config import get_settings
 from imgsvc.errors import InvalidImage, PayloadTooLarge
 from imgsvc.observability import logger
 from imgsvc.records import IngestSource
+
+# Upload ids of requests with an Idempotency-Key are uuid5s of the key in this namespace.
+_KEY_NAMESPACE = uuid.UUID("6f1c2a0e-3b7d-5e6a-9c41-2d8f0b7a5e13")
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """An API write request's Idempotency-Key, as the ingest records it.
+
+    The upload id of the request's upload file record is derived from the key (and its
+    scope: the route and the client), so a retry commits to the same record: the commit finds
+    it and answers what the first attempt recorded, once, in the ingest's own transaction.
+    ``fingerprint`` digests what the request asked for, so the key reused for another
+    request is refused.
+    """
+
+    upload_id: str
+    fingerprint: str
+
+
+def request_key(key: str | None, scope: str, *request: str) -> RequestKey | None:
+    """The RequestKey of ``key`` (None without one) for a request described by ``request``."""
+    if key is None:
+        return None
+    digest = hashlib.sha256("\0".join((scope, *request)).encode("utf-8", "surrogatepass"))
+    return RequestKey(str(uuid.uuid5(_KEY_NAMESPACE, f"{scope}\0{key}")), digest.hexdigest())
+
+
+def replay(key: RequestKey | None) -> tuple[dict[str, Any], bool] | None:
+    """What an earlier attempt of this keyed request recorded, before any work is redone."""
+    if key is None:
+        return None
+    done = records.recorded_request(key.upload_id, key.fingerprint)
+    return (library.linked(done[0]), done[1]) if done else None
 
 
 def _inspect(data: bytes) -> tuple[dict[str, Any], bytes]:
@@ -64,15 +99,18 @@ def ingest_bytes(
     desc: str | None = None,
     source_url: str | None = None,
     derived_from: str | None = None,
+    key: RequestKey | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Ingest bytes handed over by the API. Bad images raise (4xx) before anything is written.
 
-    Returns (image, duplicate).
+    Returns (image, duplicate). With ``key`` (call ``replay`` first), a retry of the request
+    answers what the first attempt recorded and counts nothing twice.
     """
     meta, thumb = _inspect(data)
     image_id = meta["sha256"]
     source = IngestSource(
-        upload_id=str(uuid.uuid4()),
+        upload_id=key.upload_id if key else str(uuid.uuid4()),
+        fingerprint=key.fingerprint if key else None,
         filename=filename,
         name=name,
         desc=desc,

@@ -10,7 +10,7 @@ from imgsvc import formats, records, storage
 from imgsvc.cache import LRUCache
 from imgsvc.config import get_settings
 from imgsvc.errors import NotFound
-from imgsvc.ingest import ingest_bytes
+from imgsvc.ingest import ingest_bytes, replay, request_key
 from imgsvc.library import parse_image_id
 from imgsvc.schemas import JsonBody, JsonInt
 
@@ -36,12 +36,22 @@ def _content(image: dict[str, Any]) -> bytes:
     return data
 
 
-def crop(image_id: str, box: CropRequest) -> tuple[dict[str, Any], bool]:
+def crop(
+    image_id: str, box: CropRequest, idempotency_key: str | None = None, scope: str = ""
+) -> tuple[dict[str, Any], bool]:
     """Crop a stored image into a new image that records ``derived_from``: same format,
-    except HEIF, which becomes JPEG (its record's ``format`` says so)."""
+    except HEIF, which becomes JPEG (its record's ``format`` says so).
+
+    With ``idempotency_key``, a retry answers what the first attempt recorded.
+    """
     from imgsvc.imaging import crop_image
 
-    source = records.get_image(parse_image_id(image_id))
+    image_id = parse_image_id(image_id)
+    key = request_key(idempotency_key, scope, image_id, box.model_dump_json())
+    done = replay(key)
+    if done is not None:
+        return done
+    source = records.get_image(image_id)
     cropped, fmt = crop_image(
         _content(source),
         (box.left, box.top, box.right, box.bottom),
@@ -55,6 +65,7 @@ def crop(image_id: str, box: CropRequest) -> tuple[dict[str, Any], bool]:
         name=f"{base} (crop {box.left},{box.top},{box.right},{box.bottom})"[:200],
         desc=source.get("desc"),
         derived_from=source["image_id"],
+        key=key,
     )
 
 

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from imgsvc import aws
 from imgsvc.config import get_settings
-from imgsvc.errors import BadRequest, Conflict, Gone, NotFound
+from imgsvc.errors import BadRequest, Conflict, Gone, KeyReused, NotFound, Unavailable
 from imgsvc.limits import MAX_FILES_PER_SESSION
 from imgsvc.phash_index import index_keys
 from imgsvc.shards import index_partitions, merged_newest, shard_of
@@ -133,6 +133,9 @@ class IngestSource:
     derived_from: str | None = None
     presigned: bool = True  # False: the upload file record is created by the ingest itself
     note: str | None = None  # for the upload's file state: e.g. declared type != detected
+    # Of a request that carries an Idempotency-Key (upload_id is then derived from the key):
+    # what the request asked for, so the key sent with another request is refused.
+    fingerprint: str | None = None
 
 
 def _reasons(err: ClientError) -> list[str]:
@@ -143,7 +146,8 @@ def _transact(items: list[dict[str, Any]]) -> list[str] | None:
     """Run a transaction; None on success, else the per-item cancellation reason codes.
 
     Transaction conflicts (a concurrent transaction on the same items) and throttling (a
-    partition over its write budget) are retried here, with backoff.
+    partition over its write budget) are retried here, with backoff; when they outlast the
+    retries, Unavailable (503): the invocation fails and Lambda or the client retries it.
     """
     for attempt in range(_TXN_ATTEMPTS):
         try:
@@ -153,9 +157,14 @@ def _transact(items: list[dict[str, Any]]) -> list[str] | None:
             if err.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
             reasons = _reasons(err)
-            if _RETRYABLE & set(reasons) and attempt + 1 < _TXN_ATTEMPTS:
+            busy = _RETRYABLE & set(reasons)
+            if busy and attempt + 1 < _TXN_ATTEMPTS:
                 time.sleep(retry_delay(attempt))
                 continue
+            if busy:
+                raise Unavailable(
+                    f"the database stayed busy ({', '.join(sorted(busy))}): retry in a moment"
+                ) from err
             return reasons
     return None  # pragma: no cover - the loop always returns
 
@@ -214,6 +223,7 @@ def _file_done(
         "duplicate": duplicate,
         "error": None,
         "note": source.note,
+        **({"fingerprint": source.fingerprint} if source.fingerprint else {}),
         "day": now.strftime("%Y-%m-%d"),
         "completed_at": iso(now),
         "expire_at": int((now + timedelta(days=UPLOAD_RECORD_DAYS)).timestamp()),
@@ -418,7 +428,9 @@ def commit_ingest(
 def _already_processed(source: IngestSource) -> tuple[dict[str, Any], bool] | None:
     """What an earlier delivery of this upload recorded; None if it is (again) pending."""
     if not source.presigned:
-        raise Conflict(f"upload {source.upload_id}/{source.filename} was already recorded")
+        # The upload id is this request's own (random, or its Idempotency-Key's): its file
+        # record is an earlier attempt of this request that committed (a lost answer, a retry).
+        return recorded_request(source.upload_id, source.fingerprint) or _never_recorded(source)
     state = get_upload_file(source.upload_id, source.filename)
     if state is None:
         raise Conflict(f"upload file {source.filename} has no upload record")
@@ -427,6 +439,32 @@ def _already_processed(source: IngestSource) -> tuple[dict[str, Any], bool] | No
     if state["status"] != "done":
         raise Conflict(f"upload file {source.filename} was {state['status']}: {state.get('error')}")
     return get_image(state["image_id"]), bool(state.get("duplicate"))
+
+
+def _never_recorded(source: IngestSource) -> tuple[dict[str, Any], bool]:
+    raise Conflict(f"upload {source.upload_id}/{source.filename} was already recorded")
+
+
+def recorded_request(upload_id: str, fingerprint: str | None) -> tuple[dict[str, Any], bool] | None:
+    """What an API request (direct upload, import, crop) with this upload id recorded, if it
+    did: (image, duplicate). Its Idempotency-Key sent with another request is a KeyReused."""
+    condition = Key("PK").eq(upload_pk(upload_id))
+    page = aws.table().query(KeyConditionExpression=condition, ConsistentRead=True, Limit=1)
+    state = next(iter(page.get("Items", [])), None)
+    if state is None or state.get("status") != "done":
+        return None
+    if state.get("fingerprint") != fingerprint:
+        raise KeyReused(
+            "this Idempotency-Key was already used for a different request: "
+            "send a new key with each new request"
+        )
+    try:
+        return get_image(state["image_id"]), bool(state.get("duplicate"))
+    except NotFound:
+        raise Gone(
+            f"the request with this Idempotency-Key added image {state['image_id']}, which "
+            "has been deleted since: send a new key to add it again"
+        ) from None
 
 
 def reject_upload_file(source: IngestSource, reason: str) -> bool:
@@ -527,9 +565,16 @@ def delete_image(
     """Delete the image item, its phash index entries, and take it out of the counts; then
     ``delete_object`` (the S3 object) while the delete guard says a delete is running.
 
-    The per-day upload counters are history and stay. Returns the deleted image.
+    The per-day upload counters are history and stay. Returns the deleted image. A delete
+    whose transaction committed but that did not get to remove the objects (a timeout, a lost
+    answer, an S3 error) is finished by the next delete of the id (the client's retry).
     """
-    image = image_view(_read) if _read is not None else get_image(image_id)
+    try:
+        image = image_view(_read) if _read is not None else get_image(image_id)
+    except NotFound:
+        if _finish_delete(image_id, delete_object):
+            return {"image_id": image_id}
+        raise
     table = get_settings().table_name
     guard = aws.table().get_item(Key=_guard_key(image_id), ConsistentRead=True).get("Item")
     gen = int(guard["gen"]) + 1 if guard else 1
@@ -557,6 +602,8 @@ def delete_image(
                     "gen": gen,
                     "deleting": True,
                     "deleting_at": int(time.time()),
+                    # for whoever finishes this delete (_finish_delete): the camera counter
+                    **({"camera": image["camera"]} if image.get("camera") else {}),
                 },
                 "ConditionExpression": "attribute_not_exists(PK)" if gen == 1 else "gen = :p",
                 **({"ExpressionAttributeValues": {":p": gen - 1}} if gen > 1 else {}),
@@ -570,6 +617,8 @@ def delete_image(
             current = aws.table().get_item(Key=key, ConsistentRead=True).get("Item")
             if current is not None and current.get("phash") != image["phash"]:
                 return delete_image(image_id, delete_object, _read=current)  # hash moved
+            if current is None and _finish_delete(image_id, delete_object):
+                return image  # our own commit, whose answer was lost (botocore sent it again)
             raise NotFound(f"no image with id {image_id}")
         if reasons[-1] == "ConditionalCheckFailed":
             raise Conflict(f"image {image_id} is being deleted already: retry in a moment")
@@ -581,6 +630,45 @@ def delete_image(
         shard, slot = stats_shard(image_id)
         _remove_if_zero(stats_pk(shard), camera_sk(image["camera"], slot))
     return image
+
+
+def _finish_delete(image_id: str, delete_object: Callable[[], None] | None) -> bool:
+    """Finish a delete that removed the record but not (yet) the objects. False if none is
+    between its steps.
+
+    It takes the delete over by moving the guard to the next generation while it still says
+    ``deleting``: the delete it takes over, if still running, then cannot clear the guard (its
+    _end_delete is for the old generation), so no ingest stores the bytes while the objects
+    are being removed here.
+    """
+    key = _guard_key(image_id)
+    guard = aws.table().get_item(Key=key, ConsistentRead=True).get("Item")
+    if not guard or not guard.get("deleting"):
+        return False
+    gen = int(guard["gen"]) + 1
+    try:
+        aws.table().update_item(
+            Key=key,
+            UpdateExpression="SET gen = :n, deleting_at = :now",
+            ConditionExpression="gen = :g AND deleting = :t",
+            ExpressionAttributeValues={
+                ":n": gen,
+                ":g": gen - 1,
+                ":t": True,
+                ":now": int(time.time()),
+            },
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False  # finished or taken over meanwhile
+        raise
+    if delete_object is not None:
+        delete_object()
+    _end_delete(image_id, gen)
+    if guard.get("camera"):
+        shard, slot = stats_shard(image_id)
+        _remove_if_zero(stats_pk(shard), camera_sk(guard["camera"], slot))
+    return True
 
 
 def _remove_if_zero(pk: str, sk: str) -> None:

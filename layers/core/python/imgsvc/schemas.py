@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imgsvc import names
@@ -34,6 +34,20 @@ UploadId = Annotated[
     ),
 ]
 Sha256 = Annotated[str, Field(pattern=IMAGE_ID_PATTERN)]
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9+/=._:-]{16,128}$"
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_KEY_HEADER,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="A unique value per request (a UUID), sent again unchanged with every retry "
+        "of it: a retry then answers what the first attempt did, and adds and counts nothing "
+        "twice. 16 to 128 characters of letters, digits and `+/=._:-`; remembered 35 days. The "
+        "same key with another request is refused (422 `idempotency_key_reused`).",
+        examples=["5f0c7a52-8a0e-4c57-a4f3-5d6c1e2b9a70"],
+    ),
+]
 
 
 JsonInt = Annotated[int, Field(strict=True)]
