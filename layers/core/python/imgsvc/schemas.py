@@ -36,8 +36,10 @@ UploadId = Annotated[
 Sha256 = Annotated[str, Field(pattern=IMAGE_ID_PATTERN)]
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9+/=._:-]{16,128}$"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+# `str` with a None default (not `str | None`): the contract says a string, and absence is
+# the default, never a value a client sends.
 IdempotencyKey = Annotated[
-    str | None,
+    str,
     Header(
         alias=IDEMPOTENCY_KEY_HEADER,
         pattern=IDEMPOTENCY_KEY_PATTERN,
