@@ -189,6 +189,7 @@ def test_upload_gallery_image_page_delete_stats_and_analyze(
     )
     card.find_element("css selector", ".pick").click()
     browser.find("#delete-selected").click()
+    browser.find("#confirm-delete-selected").click()
     browser.wait(lambda _: len(browser.all("#gallery li")) == expected - 1)
     assert "horse_rgba.png" not in images_by_name(app_stack)
 

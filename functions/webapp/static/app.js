@@ -77,6 +77,9 @@ async function route() {
   } catch (err) {
     main.append(errorBox(err));
   }
+  // A keyboard user continues from the new page, not from the link that was removed (or the
+  // top of the document), unless the page focused a field itself.
+  if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
 window.addEventListener("hashchange", route);
