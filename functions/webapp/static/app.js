@@ -82,5 +82,11 @@ async function route() {
   if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
+// "#main" as a hash would be a route (the gallery): the skip link moves the focus instead.
+document.querySelector(".skip").addEventListener("click", (ev) => {
+  ev.preventDefault();
+  main.focus();
+});
+
 window.addEventListener("hashchange", route);
 route();
