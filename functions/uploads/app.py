@@ -23,7 +23,7 @@ app = create_app()
     responses=responses(
         {201: ("The session and its presigned POSTs.", UploadSession)},
         {
-            409: "A file name appears twice in the request.",
+            409: "A file name appears twice in the request, or more files than a session holds.",
             413: "A declared size is over the upload limit (a deployment setting).",
         },
     ),

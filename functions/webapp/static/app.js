@@ -77,7 +77,16 @@ async function route() {
   } catch (err) {
     main.append(errorBox(err));
   }
+  // A keyboard user continues from the new page, not from the link that was removed (or the
+  // top of the document), unless the page focused a field itself.
+  if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
+
+// "#main" as a hash would be a route (the gallery): the skip link moves the focus instead.
+document.querySelector(".skip").addEventListener("click", (ev) => {
+  ev.preventDefault();
+  main.focus();
+});
 
 window.addEventListener("hashchange", route);
 route();

@@ -51,3 +51,36 @@ export function toast(message) {
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => el.classList.remove("show"), 4000);
 }
+
+/** Ask before something that cannot be undone. A modal <dialog> makes the rest of the page
+ * inert; Tab and Shift+Tab cycle inside it, Escape cancels, and focus returns to the control
+ * that opened it. Resolves true for yes. */
+export function confirmDialog(text, { yes = "Delete", yesId, opener } = {}) {
+  const back = opener || document.activeElement;
+  return new Promise((resolve) => {
+    const yesButton = h("button", { type: "button", class: "danger", id: yesId, value: "yes" }, yes);
+    const noButton = h("button", { type: "button", class: "secondary", value: "no", autofocus: true }, "Cancel");
+    const dialog = h("dialog", { class: "confirm", "aria-labelledby": "confirm-text" },
+      h("p", { id: "confirm-text" }, text), h("div", { class: "row" }, yesButton, noButton));
+    const close = (answer) => {
+      dialog.close();
+      dialog.remove();
+      if (back && back.isConnected) back.focus();
+      resolve(answer);
+    };
+    yesButton.addEventListener("click", () => close(true));
+    noButton.addEventListener("click", () => close(false));
+    dialog.addEventListener("cancel", (ev) => { ev.preventDefault(); close(false); });
+    dialog.addEventListener("keydown", (ev) => {
+      if (ev.key !== "Tab") return;
+      // Without this, Tab from the last button leaves the page for the browser's own UI.
+      const stops = [yesButton, noButton];
+      const i = stops.indexOf(document.activeElement);
+      ev.preventDefault();
+      stops[(i + (ev.shiftKey ? stops.length - 1 : 1) + stops.length) % stops.length].focus();
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    noButton.focus(); // the harmless choice first
+  });
+}

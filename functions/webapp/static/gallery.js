@@ -1,6 +1,6 @@
 // Gallery: newest first, more pages as you scroll (cursor paging), select and delete, delete all.
 import { api, thumbUrl } from "./api.js";
-import { bytes, errorBox, h, toast } from "./dom.js";
+import { bytes, confirmDialog, errorBox, h, toast } from "./dom.js";
 
 const PAGE = 24;
 
@@ -33,8 +33,6 @@ export async function renderGallery(root) {
   const more = h("button", { type: "button", class: "secondary", id: "load-more" }, "Load more");
   const delSelected = h("button", { type: "button", id: "delete-selected", disabled: true },
     "Delete selected");
-  const confirmBox = h("div", { class: "confirm", hidden: true, role: "alertdialog",
-    "aria-labelledby": "confirm-text" });
   let cursor = null;
   let done = false;
   let loading = false;
@@ -87,6 +85,9 @@ export async function renderGallery(root) {
 
   delSelected.addEventListener("click", async () => {
     const ids = [...selected];
+    const what = ids.length === 1 ? "the selected image" : `the ${ids.length} selected images`;
+    if (!(await confirmDialog(`Delete ${what}? This cannot be undone.`,
+      { yes: "Yes, delete", yesId: "confirm-delete-selected" }))) return;
     let failed = 0;
     status.textContent = `Deleting ${ids.length}…`;
     for (const id of ids) {
@@ -101,39 +102,29 @@ export async function renderGallery(root) {
     await reload();
   });
 
-  const deleteAll = h("button", { type: "button", class: "danger", id: "delete-all", onclick: () => {
-    confirmBox.hidden = false;
-    confirmBox.querySelector("button").focus();
+  const deleteAll = h("button", { type: "button", class: "danger", id: "delete-all", onclick: async () => {
+    if (!(await confirmDialog("Delete every image in the library? This cannot be undone.",
+      { yes: "Yes, delete everything", yesId: "confirm-delete-all" }))) return;
+    let total = 0;
+    try {
+      // The service deletes a batch per call and says whether more remain.
+      for (;;) {
+        const answer = await api("images?confirm=true", { method: "DELETE" });
+        total += answer.deleted;
+        status.textContent = `Deleted ${total}…`;
+        if (!answer.more) break;
+      }
+      toast(`Deleted ${total} image${total === 1 ? "" : "s"}.`);
+    } catch (err) {
+      toast(err.message);
+    }
+    await reload();
   } }, "Delete all…");
-  confirmBox.append(
-    h("p", { id: "confirm-text" }, "Delete every image in the library? This cannot be undone."),
-    h("div", { class: "row" },
-      h("button", { type: "button", class: "danger", id: "confirm-delete-all", onclick: async () => {
-        confirmBox.hidden = true;
-        let total = 0;
-        try {
-          // The service deletes a batch per call and says whether more remain.
-          for (;;) {
-            const answer = await api("images?confirm=true", { method: "DELETE" });
-            total += answer.deleted;
-            status.textContent = `Deleted ${total}…`;
-            if (!answer.more) break;
-          }
-          toast(`Deleted ${total} image${total === 1 ? "" : "s"}.`);
-        } catch (err) {
-          toast(err.message);
-        }
-        await reload();
-      } }, "Yes, delete everything"),
-      h("button", { type: "button", class: "secondary", onclick: () => {
-        confirmBox.hidden = true;
-        deleteAll.focus();
-      } }, "Cancel")));
 
   more.addEventListener("click", loadMore);
   root.append(
     h("div", { class: "toolbar" }, h("h1", {}, "Gallery"), h("div", { class: "row" }, delSelected, deleteAll)),
-    confirmBox, grid, status, more);
+    grid, status, more);
 
   // Infinite scroll: load the next page when the button comes near the viewport.
   const observer = new IntersectionObserver((entries) => {

@@ -1,6 +1,6 @@
 // Image page: the picture, all metadata, download, ASCII art, similar images, compare, crop.
 import { api, contentUrl, renditionUrl, thumbUrl } from "./api.js";
-import { bytes, errorBox, h, toast } from "./dom.js";
+import { bytes, confirmDialog, errorBox, h, toast } from "./dom.js";
 import { camera } from "./gallery.js";
 
 const FIELDS = [
@@ -31,14 +31,16 @@ function metadata(image) {
   return dl;
 }
 
-// Crop: drag a rectangle on the picture as displayed; the box is sent in the image's displayed
-// pixels (after EXIF orientation), which is what the browser shows.
+// Crop: drag a rectangle on the picture as displayed, or with the keyboard (the picture is
+// focusable: arrows move the rectangle, Shift+arrows resize it), or type the box; the box is
+// sent in the image's displayed pixels (after EXIF orientation), which is what the browser shows.
 function cropTool(image, picture, frame) {
   const rect = h("div", { class: "crop-rect", hidden: true });
   frame.append(rect);
   const inputs = {};
   const fields = ["left", "top", "right", "bottom"].map((name) => {
-    inputs[name] = h("input", { type: "number", id: `crop-${name}`, min: 0, step: 1, inputmode: "numeric" });
+    const max = name === "left" || name === "right" ? image.display_width : image.display_height;
+    inputs[name] = h("input", { type: "number", id: `crop-${name}`, min: 0, max, step: 1, inputmode: "numeric" });
     return h("label", {}, name, inputs[name]);
   });
   const out = h("div", { id: "crop-result", role: "status" });
@@ -86,15 +88,48 @@ function cropTool(image, picture, frame) {
     showBox(boxFrom(start, point(ev)));
     start = null;
   });
+  const typed = () => Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, Number(el.value)]));
+  const usable = (box) => box.right > box.left && box.bottom > box.top;
   for (const input of Object.values(inputs)) {
     input.addEventListener("input", () => {
-      const box = Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, Number(el.value)]));
-      if (box.right > box.left && box.bottom > box.top) showBox(box);
+      const box = typed();
+      if (usable(box)) showBox(box);
     });
   }
+  // The keyboard way: the first arrow puts a rectangle of half the picture in the middle.
+  const KEYS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+  frame.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") {
+      ev.preventDefault();
+      button.click();
+      return;
+    }
+    if (!KEYS[ev.key]) return;
+    ev.preventDefault(); // no page scrolling
+    const w = image.display_width;
+    const ht = image.display_height;
+    let box = typed();
+    if (!usable(box)) {
+      box = { left: Math.round(w / 4), top: Math.round(ht / 4), right: Math.round((3 * w) / 4), bottom: Math.round((3 * ht) / 4) };
+      showBox(box);
+      return;
+    }
+    const [kx, ky] = KEYS[ev.key];
+    const dx = kx * Math.max(1, Math.round(w / 50));
+    const dy = ky * Math.max(1, Math.round(ht / 50));
+    if (ev.shiftKey) {
+      box.right = Math.max(box.left + 1, Math.min(w, box.right + dx));
+      box.bottom = Math.max(box.top + 1, Math.min(ht, box.bottom + dy));
+    } else {
+      const mx = Math.max(-box.left, Math.min(w - box.right, dx));
+      const my = Math.max(-box.top, Math.min(ht - box.bottom, dy));
+      box = { left: box.left + mx, top: box.top + my, right: box.right + mx, bottom: box.bottom + my };
+    }
+    showBox(box);
+  });
   const button = h("button", { type: "button", id: "crop-button", onclick: async () => {
-    const box = Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, Number(el.value)]));
-    if (!(box.right > box.left && box.bottom > box.top)) {
+    const box = typed();
+    if (!usable(box)) {
       out.replaceChildren(errorBox(new Error("Drag a rectangle on the picture first (or type the box).")));
       return;
     }
@@ -111,7 +146,9 @@ function cropTool(image, picture, frame) {
   } }, "Crop");
   return h("section", { class: "card", "aria-labelledby": "crop-h" },
     h("h2", { id: "crop-h" }, "Crop"),
-    h("p", { class: "hint" }, "Drag a rectangle on the picture, or type the box in pixels of the displayed image."),
+    h("p", { class: "hint", id: "crop-help" }, "Drag a rectangle on the picture, or type the box in " +
+      "pixels of the displayed image. By keyboard: focus the picture, then the arrow keys place " +
+      "and move the rectangle, Shift+arrows resize it, Enter crops."),
     h("div", { class: "row fields" }, fields), button, out);
 }
 
@@ -208,10 +245,13 @@ export async function renderImage(root, [id]) {
     alt: image.name || "The image",
     width: image.display_width, height: image.display_height, draggable: "false",
   });
-  const frame = h("div", { class: "crop-frame", id: "crop-frame" }, picture);
+  const frame = h("div", { class: "crop-frame", id: "crop-frame", tabindex: 0, role: "group",
+    "aria-label": "Crop selection", "aria-describedby": "crop-help" }, picture);
   const download = h("a", { href: contentUrl(image.image_id), class: "button", id: "download",
     download: "" }, "Download original");
-  const del = h("button", { type: "button", class: "danger", onclick: async () => {
+  const del = h("button", { type: "button", class: "danger", id: "delete-image", onclick: async () => {
+    if (!(await confirmDialog("Delete this image? This cannot be undone.",
+      { yes: "Yes, delete", yesId: "confirm-delete-image" }))) return;
     try {
       await api(`images/${image.image_id}`, { method: "DELETE" });
       toast("Image deleted.");

@@ -9,10 +9,18 @@ const TYPES = {
   heic: "image/heic", heif: "image/heif", avif: "image/avif",
 };
 const ACCEPTED = new Set(Object.values(TYPES));
+// Fallbacks only: the service publishes its limits at GET /status (a deployment may lower them).
 const PER_REQUEST = 50; // POST /uploads and /uploads/{id}/files take 50 files at most
 const PER_SESSION = 1000; // an upload session holds 1,000 files at most
 const PARALLEL = 3;
 const POLL_MS = 1000;
+
+// A file dropped beside the zone would make the browser leave the app to show it.
+for (const type of ["dragover", "drop"]) {
+  window.addEventListener(type, (ev) => {
+    if (ev.dataTransfer && [...ev.dataTransfer.types].includes("Files")) ev.preventDefault();
+  });
+}
 
 // Module state: uploads go on while the user looks at other pages.
 const list = h("ol", { class: "uploads", id: "upload-list", "aria-live": "polite" });
@@ -124,12 +132,32 @@ function poll(uploadId, waiting) {
   });
 }
 
-async function uploadSession(batch) {
+let limitsAsked = null;
+
+/** Files per request and per session, from GET /status (no key needed), else the fallbacks. */
+export function uploadLimits() {
+  if (!limitsAsked) {
+    limitsAsked = fetch("status").then((res) => (res.ok ? res.json() : {})).then((body) => {
+      const l = (body && body.limits) || {};
+      const ok = (n) => Number.isInteger(n) && n > 0;
+      return {
+        perRequest: ok(l.max_files_per_request) ? l.max_files_per_request : PER_REQUEST,
+        perSession: ok(l.max_files_per_session) ? l.max_files_per_session : PER_SESSION,
+      };
+    }).catch(() => {
+      limitsAsked = null; // ask again next time
+      return { perRequest: PER_REQUEST, perSession: PER_SESSION };
+    });
+  }
+  return limitsAsked;
+}
+
+async function uploadSession(batch, perRequest) {
   let uploadId = null;
   const waiting = new Set();
   const polls = [];
-  for (let i = 0; i < batch.length; i += PER_REQUEST) {
-    const chunk = batch.slice(i, i + PER_REQUEST);
+  for (let i = 0; i < batch.length; i += perRequest) {
+    const chunk = batch.slice(i, i + perRequest);
     const files = chunk.map((j) => ({ filename: j.name, content_type: j.type, size: j.file.size }));
     let answer;
     try {
@@ -183,11 +211,14 @@ export function addFiles(fileList) {
     } else fresh.push(job);
   }
   updateSummary();
-  // Each session gets its own names, so a later batch may reuse a name.
-  const sessions = [];
-  for (let i = 0; i < fresh.length; i += PER_SESSION) sessions.push(fresh.slice(i, i + PER_SESSION));
+  // Each session gets its own names, so a later batch may reuse a name. A request never holds
+  // more than a session may (a deployment can set the session limit below the request limit).
   const work = async () => {
-    for (const batch of sessions) await uploadSession(batch);
+    const { perRequest, perSession } = await uploadLimits();
+    const size = Math.min(perRequest, perSession);
+    for (let i = 0; i < fresh.length; i += perSession) {
+      await uploadSession(fresh.slice(i, i + perSession), size);
+    }
   };
   const queued = (addFiles.queue || Promise.resolve()).then(work);
   addFiles.queue = queued.catch(() => {});
@@ -212,11 +243,22 @@ export function renderUpload(root) {
       h("button", { type: "button", class: "secondary", onclick: () => camera.click() },
         "Take a photo")),
     h("p", { class: "hint" },
-      "JPEG, PNG, GIF, WebP, TIFF or BMP. Each file goes straight to storage; large batches are " +
-      "sent 50 at a time."),
+      "JPEG, PNG, GIF, WebP, TIFF, BMP, HEIC/HEIF or AVIF. Each file goes straight to storage; " +
+      "large batches are split to fit the service's limits (files per request and per session)."),
     picker, camera);
-  zone.addEventListener("dragover", (ev) => { ev.preventDefault(); zone.classList.add("over"); });
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  // Cancelling dragenter and dragover is what makes the zone a drop target.
+  const over = (ev) => {
+    if (![...ev.dataTransfer.types].includes("Files")) return;
+    ev.preventDefault();
+    ev.dataTransfer.dropEffect = "copy";
+    zone.classList.add("over");
+  };
+  zone.addEventListener("dragenter", over);
+  zone.addEventListener("dragover", over);
+  zone.addEventListener("dragleave", (ev) => {
+    // Moving onto a child (a button) also fires dragleave: only leaving the zone counts.
+    if (!zone.contains(ev.relatedTarget)) zone.classList.remove("over");
+  });
   zone.addEventListener("drop", (ev) => {
     ev.preventDefault();
     zone.classList.remove("over");

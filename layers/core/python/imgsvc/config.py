@@ -52,6 +52,7 @@ class Settings:
     link_window_seconds: int
     tracing_enabled: bool
     migration_max_receives: int = 3
+    max_files_per_session: int = 1000
 
 
 def get_settings() -> Settings:
@@ -81,4 +82,6 @@ def get_settings() -> Settings:
         tracing_enabled=_bool("TRACING_ENABLED", False),
         # The MigrationQueue's maxReceiveCount: the receive after which a message is dead.
         migration_max_receives=_int("MIGRATION_MAX_RECEIVES", 3),
+        # Files one upload session may hold; lowered only to test clients that split batches.
+        max_files_per_session=_int("MAX_FILES_PER_SESSION", 1000),
     )

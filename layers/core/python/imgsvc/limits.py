@@ -14,11 +14,16 @@ from imgsvc.config import MIB, get_settings
 UPLOAD_CONTENT_TYPES = formats.CONTENT_TYPES
 EXTENSIONS = formats.EXTENSIONS
 MAX_FILES_PER_REQUEST = 50
-MAX_FILES_PER_SESSION = 1000
+MAX_FILES_PER_SESSION = 1000  # the default of the MAX_FILES_PER_SESSION setting
 # Lambda's 6 MB request limit applies after base64, so a direct upload stays under 4 MiB.
 DIRECT_UPLOAD_MAX_BYTES = 4 * MIB
 # POST /images/lookup: one BatchGetItem call holds at most 100 keys.
 MAX_LOOKUP_IDS = 100
+
+
+def max_files_per_session() -> int:
+    """Files one upload session may hold (the MAX_FILES_PER_SESSION setting)."""
+    return get_settings().max_files_per_session
 
 
 def published() -> dict[str, Any]:
@@ -29,6 +34,6 @@ def published() -> dict[str, Any]:
         "content_types": sorted(UPLOAD_CONTENT_TYPES),
         "extensions": EXTENSIONS,
         "max_files_per_request": MAX_FILES_PER_REQUEST,
-        "max_files_per_session": MAX_FILES_PER_SESSION,
+        "max_files_per_session": max_files_per_session(),
         "max_lookup_ids": MAX_LOOKUP_IDS,
     }

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from imgsvc import aws
 from imgsvc.config import get_settings
 from imgsvc.errors import BadRequest, Conflict, Gone, KeyReused, NotFound, Unavailable
-from imgsvc.limits import MAX_FILES_PER_SESSION
+from imgsvc.limits import max_files_per_session
 from imgsvc.phash_index import index_keys
 from imgsvc.shards import index_partitions, merged_newest, shard_of
 
@@ -755,6 +755,7 @@ def add_files(upload_id: str, files: list[dict[str, Any]]) -> dict[str, Any]:
             f"upload session {upload_id} expired at {session['expires_at']}: start a new one"
         )
     table = get_settings().table_name
+    most = max_files_per_session()
     check = {
         "Update": {
             "TableName": table,
@@ -764,7 +765,7 @@ def add_files(upload_id: str, files: list[dict[str, Any]]) -> dict[str, Any]:
             "ExpressionAttributeValues": {
                 ":n": len(files),
                 ":now": int(now.timestamp()),
-                ":room": MAX_FILES_PER_SESSION - len(files),
+                ":room": most - len(files),
             },
         }
     }
@@ -773,9 +774,7 @@ def add_files(upload_id: str, files: list[dict[str, Any]]) -> dict[str, Any]:
     if reasons is None:
         return session
     if reasons[0] == "ConditionalCheckFailed":
-        raise Conflict(
-            f"upload session {upload_id} expired or is full ({MAX_FILES_PER_SESSION} files at most)"
-        )
+        raise Conflict(f"upload session {upload_id} expired or is full ({most} files at most)")
     taken = [
         files[i - 1]["filename"]
         for i, r in enumerate(reasons)

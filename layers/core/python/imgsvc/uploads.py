@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from imgsvc import formats, names, records, storage
 from imgsvc.config import get_settings
 from imgsvc.errors import Conflict, PayloadTooLarge
-from imgsvc.limits import MAX_FILES_PER_REQUEST
+from imgsvc.limits import MAX_FILES_PER_REQUEST, max_files_per_session
 from imgsvc.schemas import FileName, JsonBody, JsonInt
 
 DEFAULT_EXPIRY = 300
@@ -115,6 +115,9 @@ def _presign(upload_id: str, files: list[dict[str, Any]], expiry: int) -> list[d
 
 def create_upload(request: CreateUploadRequest) -> dict[str, Any]:
     files = _check_files(request.files)
+    most = max_files_per_session()
+    if len(files) > most:  # only when the setting is below the per-request limit
+        raise Conflict(f"an upload session holds {most} files at most: {len(files)} given")
     upload_id = str(uuid.uuid4())
     expires_at = records.now_utc() + timedelta(seconds=request.expiry)
     records.create_session(upload_id, expires_at, files)
