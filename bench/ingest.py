@@ -184,7 +184,7 @@ def _same_pixels() -> dict[str, bytes]:
 def _phone_ingests() -> tuple[dict[str, bytes], dict[str, list[float]]]:
     """ingest_upload_object of the same pixels as HEIF, JPEG and AVIF, alternating, each a new
     image (deleted between runs, outside the timing)."""
-    from imgsvc import library
+    from imgsvc import catalog
     from imgsvc.ingest import ingest_upload_object
 
     files = _same_pixels()
@@ -194,7 +194,7 @@ def _phone_ingests() -> tuple[dict[str, bytes], dict[str, list[float]]]:
             key, size = _upload(data, f"phone.{fmt.lower()}")
             elapsed, result = report.timed(lambda k=key, s=size: ingest_upload_object(k, s))
             assert result["outcome"] == "created", result
-            library.delete(result["image_id"])
+            catalog.delete(result["image_id"])
             if run_number:
                 times[fmt].append(elapsed)
     return files, times
@@ -215,13 +215,13 @@ def without_thumbnail() -> Iterator[None]:
 def _thumbnail_cost(data: bytes) -> tuple[list[float], list[float], list[float]]:
     """Ingest times with and without the thumbnail, alternating, each of a new image (the
     image is deleted between runs, outside the timing), and the thumbnail's render time."""
-    from imgsvc import imaging, library, renditions
+    from imgsvc import catalog, imaging, renditions
     from imgsvc.ingest import ingest_upload_object
 
     with_thumb: list[float] = []
     without: list[float] = []
     render: list[float] = []
-    library.delete(hashlib.sha256(data).hexdigest())  # the ingests above created it
+    catalog.delete(hashlib.sha256(data).hexdigest())  # the ingests above created it
     for _ in range(THUMBNAIL_PAIRS):
         for mode in ("with", "without"):
             key, size = _upload(data)
@@ -233,7 +233,7 @@ def _thumbnail_cost(data: bytes) -> tuple[list[float], list[float], list[float]]
                     elapsed, result = report.timed(lambda k=key, s=size: ingest_upload_object(k, s))
                 without.append(elapsed)
             assert result["outcome"] == "created", result
-            library.delete(result["image_id"])
+            catalog.delete(result["image_id"])
     _, image = imaging.inspect_image(data, max_pixels=10**9, max_bytes=10**9)
     for _ in range(THUMBNAIL_PAIRS):
         render.append(report.timed(lambda: renditions.thumbnail(image))[0])

@@ -39,7 +39,7 @@ from aws_lambda_powertools.event_handler.openapi.models import (  # noqa: E402
 )
 
 from imgsvc import __version__  # noqa: E402
-from imgsvc.imports import DESC_MAX, DIRECT_UPLOAD_MAX_BYTES, NAME_MAX  # noqa: E402
+from imgsvc.direct_uploads import DESC_MAX, DIRECT_UPLOAD_MAX_BYTES, NAME_MAX  # noqa: E402
 from local_stack.template import read_stack  # noqa: E402
 
 DESCRIPTION = """\
@@ -93,7 +93,7 @@ def _error(description: str) -> dict[str, Any]:
 
 def _tidy(document: dict[str, Any], spec: Any) -> None:
     """What the template knows and the resolvers do not: keys, and the multipart body."""
-    from imgsvc.imports import ImportRequest
+    from imgsvc.direct_uploads import ImportRequest
 
     key_required = {(r.method.lower(), r.path): r.api_key_required for r in spec.routes}
     schemas = document.setdefault("components", {}).setdefault("schemas", {})

@@ -7,7 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from imgsvc import operations
+from imgsvc import ascii_art as ascii_views
 from imgsvc.cache import LRUCache
 from imgsvc.http import api_handler, create_app, responses
 from imgsvc.schemas import ImageId
@@ -31,7 +31,7 @@ def ascii_art(
     image_id: ImageId,
     width: Annotated[int, Query(ge=10, le=400, description="Characters per line.")] = 100,
 ):  # plain text: no body model
-    art, hit = operations.ascii_text(image_id, width, CACHE)
+    art, hit = ascii_views.ascii_text(image_id, width, CACHE)
     return Response(
         status_code=200,
         content_type=f"{content_types.TEXT_PLAIN}; charset=utf-8",

@@ -7,7 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from imgsvc import operations
+from imgsvc import crops
 from imgsvc.http import api_handler, client_scope, create_app, responses
 from imgsvc.schemas import IdempotencyKey, Image, ImageId
 
@@ -36,11 +36,11 @@ app = create_app()
 )
 def crop(
     image_id: ImageId,
-    box: Annotated[operations.CropRequest, Body()],
+    box: Annotated[crops.CropRequest, Body()],
     idempotency_key: IdempotencyKey = None,
 ) -> Response[Image]:
     scope = client_scope(app, "POST /images/{image_id}/crop")
-    image, duplicate = operations.crop(image_id, box, idempotency_key, scope)
+    image, duplicate = crops.crop(image_id, box, idempotency_key, scope)
     return Response(
         status_code=200 if duplicate else 201,
         content_type=content_types.APPLICATION_JSON,

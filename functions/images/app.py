@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from imgsvc import library
+from imgsvc import catalog
 from imgsvc.http import api_handler, create_app, responses
 from imgsvc.schemas import Deleted, DeletedAll, Image, ImageId, ImagePage, Lookup
 
@@ -29,7 +29,7 @@ def list_images(
         str, Query(max_length=2048, description="The `next_cursor` of the previous page.")
     ] = "",
 ) -> ImagePage:
-    return library.list_page(limit, cursor or None)
+    return catalog.list_page(limit, cursor or None)
 
 
 @app.get(
@@ -41,7 +41,7 @@ def list_images(
     tags=["library"],
 )
 def get_image(image_id: ImageId) -> Image:
-    return library.get(image_id)
+    return catalog.get(image_id)
 
 
 @app.get(
@@ -54,7 +54,7 @@ def get_image(image_id: ImageId) -> Image:
     security=[],
 )
 def get_content(image_id: ImageId):  # a redirect: no body model
-    return Response(status_code=302, headers={"Location": library.content_url(image_id)}, body="")
+    return Response(status_code=302, headers={"Location": catalog.content_url(image_id)}, body="")
 
 
 @app.get(
@@ -67,7 +67,7 @@ def get_content(image_id: ImageId):  # a redirect: no body model
     security=[],
 )
 def get_thumbnail(image_id: ImageId):  # a redirect: no body model
-    return Response(status_code=302, headers={"Location": library.thumbnail_url(image_id)}, body="")
+    return Response(status_code=302, headers={"Location": catalog.thumbnail_url(image_id)}, body="")
 
 
 @app.delete(
@@ -87,7 +87,7 @@ def get_thumbnail(image_id: ImageId):  # a redirect: no body model
     tags=["library"],
 )
 def delete_image(image_id: ImageId) -> Deleted:
-    return library.delete(image_id)
+    return catalog.delete(image_id)
 
 
 @app.delete(
@@ -103,7 +103,7 @@ def delete_all(
         Literal["true"], Query(description="Must be `true`: deleting everything is deliberate.")
     ],
 ) -> DeletedAll:
-    return library.delete_all(confirmed=confirm == "true")
+    return catalog.delete_all(confirmed=confirm == "true")
 
 
 @app.post(
@@ -115,8 +115,8 @@ def delete_all(
     responses=responses({200: ("Found and missing ids.", Lookup)}),
     tags=["library"],
 )
-def lookup_images(request: Annotated[library.LookupRequest, Body()]) -> Lookup:
-    return library.lookup(request)
+def lookup_images(request: Annotated[catalog.LookupRequest, Body()]) -> Lookup:
+    return catalog.lookup(request)
 
 
 lambda_handler = api_handler(app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from imgsvc import imports
+from imgsvc import direct_uploads
 from imgsvc.http import api_handler, client_scope, create_app, parse_json_body, raw_body, responses
 from imgsvc.schemas import IdempotencyKey, Image
 
@@ -37,10 +37,10 @@ def create_image(idempotency_key: IdempotencyKey = None) -> Response[Image]:
     content_type = app.current_event.headers.get("content-type") or ""
     scope = client_scope(app, "POST /images")
     if content_type.split(";")[0].strip().lower() == content_types.APPLICATION_JSON:
-        request = parse_json_body(app, imports.ImportRequest)
-        image, duplicate = imports.import_url(request, idempotency_key, scope)
+        request = parse_json_body(app, direct_uploads.ImportRequest)
+        image, duplicate = direct_uploads.import_url(request, idempotency_key, scope)
     else:
-        image, duplicate = imports.import_multipart(
+        image, duplicate = direct_uploads.import_multipart(
             raw_body(app), content_type, idempotency_key, scope
         )
     return Response(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from imgsvc import library
+from imgsvc import catalog
 from imgsvc.http import api_handler, create_app, responses
 from imgsvc.phash_index import MAX_DISTANCE
 from imgsvc.schemas import ImageId, Similar
@@ -36,7 +36,7 @@ def similar(
         "phash": result.phash,
         "max_distance": max_distance,
         "results": [
-            {"distance": m["distance"], **library.linked(m["image"])} for m in result.matches
+            {"distance": m["distance"], **catalog.linked(m["image"])} for m in result.matches
         ],
         "count": len(result.matches),
     }

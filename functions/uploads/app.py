@@ -6,7 +6,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from imgsvc import library, uploads
+from imgsvc import catalog, uploads
 from imgsvc.http import api_handler, create_app, responses
 from imgsvc.schemas import UploadId, UploadSession, UploadState
 
@@ -64,7 +64,7 @@ def add_files(
     tags=["uploads"],
 )
 def upload_status(upload_id: UploadId) -> UploadState:
-    return library.link_upload_state(uploads.upload_status(upload_id))
+    return catalog.link_upload_state(uploads.upload_status(upload_id))
 
 
 lambda_handler = api_handler(app)

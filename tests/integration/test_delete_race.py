@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgsvc import ingest, library, records, stats, storage
+from imgsvc import catalog, ingest, records, stats, storage
 from imgsvc.errors import Conflict
 
 
@@ -79,7 +79,7 @@ def test_a_whole_delete_between_an_ingests_store_and_commit(aws, monkeypatch) ->
         real_store(*args)
         stores.append(1)
         if len(stores) == 1:
-            library.delete(image_id)  # record, then object: all of it before the commit
+            catalog.delete(image_id)  # record, then object: all of it before the commit
 
     monkeypatch.setattr(storage, "store_image", store_then_delete)
     again, duplicate = ingest.ingest_bytes(data, filename="b.png")
@@ -93,7 +93,7 @@ def test_deleted_twice_and_ingested_again(aws) -> None:
     data = png()
     image_id = ingest.ingest_bytes(data, filename="a.png")[0]["image_id"]
     for name in ("b.png", "c.png"):
-        library.delete(image_id)
+        catalog.delete(image_id)
         assert not object_exists(aws, image_id)
         assert ingest.ingest_bytes(data, filename=name)[1] is False
         assert object_exists(aws, image_id)

@@ -58,8 +58,8 @@ def test_domain_modules_never_import_the_http_glue() -> None:
 def test_the_domain_matches_image_ids_exactly() -> None:
     import pytest
 
+    from imgsvc.catalog import parse_image_id
     from imgsvc.errors import BadRequest
-    from imgsvc.library import parse_image_id
 
     good = "a" * 64
     assert parse_image_id(good) == good

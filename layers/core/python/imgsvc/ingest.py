@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from imgsvc import formats, library, migrations, records, storage
+from imgsvc import catalog, formats, migrations, records, storage
 from imgsvc.config import get_settings
 from imgsvc.errors import InvalidImage, PayloadTooLarge
 from imgsvc.observability import logger
@@ -52,7 +52,7 @@ def replay(key: RequestKey | None) -> tuple[dict[str, Any], bool] | None:
     if key is None:
         return None
     done = records.recorded_request(key.upload_id, key.fingerprint)
-    return (library.linked(done[0]), done[1]) if done else None
+    return (catalog.linked(done[0]), done[1]) if done else None
 
 
 def _inspect(data: bytes) -> tuple[dict[str, Any], bytes]:
@@ -122,7 +122,7 @@ def ingest_bytes(
         image_id, thumb, lambda: storage.store_image(image_id, data, meta["format"])
     )
     image, duplicate = records.commit_ingest(meta, source, store, migrations.ingest_marks())
-    return library.linked(image), duplicate
+    return catalog.linked(image), duplicate
 
 
 def ingest_upload_object(key: str, size: int | None) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from imgsvc import records, storage
+from imgsvc.catalog import parse_image_id
 from imgsvc.config import get_settings
 from imgsvc.errors import NotFound
-from imgsvc.library import parse_image_id
 from imgsvc.observability import logger
 
 if TYPE_CHECKING:

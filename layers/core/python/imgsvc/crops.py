@@ -1,4 +1,4 @@
-"""Operations on stored images that need their pixels: crop and ASCII art."""
+"""Crop a stored image into a new one (in the coordinates a viewer shows)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ from typing import Any
 
 from pydantic import ConfigDict
 
-from imgsvc import formats, records, storage
-from imgsvc.cache import LRUCache
+from imgsvc import formats, records
+from imgsvc.catalog import parse_image_id, stored_bytes
 from imgsvc.config import get_settings
-from imgsvc.errors import NotFound
 from imgsvc.ingest import ingest_bytes, replay, request_key
-from imgsvc.library import parse_image_id
 from imgsvc.schemas import JsonBody, JsonInt
 
 Pixel = JsonInt
@@ -27,13 +25,6 @@ class CropRequest(JsonBody):
     top: Pixel
     right: Pixel
     bottom: Pixel
-
-
-def _content(image: dict[str, Any]) -> bytes:
-    data = storage.read_image(image["image_id"])
-    if data is None:
-        raise NotFound(f"the content of image {image['image_id']} is missing from storage")
-    return data
 
 
 def crop(
@@ -53,7 +44,7 @@ def crop(
         return done
     source = records.get_image(image_id)
     cropped, fmt = crop_image(
-        _content(source),
+        stored_bytes(source),
         (box.left, box.top, box.right, box.bottom),
         max_pixels=get_settings().max_pixels,
     )
@@ -67,25 +58,3 @@ def crop(
         derived_from=source["image_id"],
         key=key,
     )
-
-
-def ascii_text(image_id: str, width: int, cache: LRUCache[str]) -> tuple[str, bool]:
-    """ASCII art of a stored image and whether the warm-container cache answered.
-
-    The cache key carries the algorithm version, so a new algorithm never serves old art.
-    """
-    from imgsvc.imaging import ASCII_VERSION, ascii_art, decode_image
-
-    # The record first (one read): a deleted image's art must not outlive it in the cache.
-    image = records.get_image(parse_image_id(image_id))
-    key = f"{image['image_id']}:{width}:{ASCII_VERSION}"
-    art = cache.get(key)
-    if art is not None:
-        return art, True
-    settings = get_settings()
-    decoded = decode_image(
-        _content(image), max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes
-    )
-    art = ascii_art(decoded, width)
-    cache.put(key, art, len(art))
-    return art, False

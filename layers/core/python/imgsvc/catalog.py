@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field
 
 from imgsvc import records, storage
-from imgsvc.errors import BadRequest
+from imgsvc.errors import BadRequest, NotFound
 from imgsvc.limits import MAX_LOOKUP_IDS
 from imgsvc.observability import logger
 from imgsvc.schemas import IMAGE_ID_PATTERN, JsonBody, Sha256
@@ -106,3 +106,11 @@ def lookup(request: LookupRequest) -> dict[str, Any]:
         "found": [i for i in wanted if i in found],
         "missing": [i for i in wanted if i not in found],
     }
+
+
+def stored_bytes(image: dict[str, Any]) -> bytes:
+    """The original bytes of a recorded image (404 if storage lost them)."""
+    data = storage.read_image(image["image_id"])
+    if data is None:
+        raise NotFound(f"the content of image {image['image_id']} is missing from storage")
+    return data
