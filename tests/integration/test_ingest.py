@@ -240,10 +240,24 @@ def test_a_heic_declared_as_nothing_or_octet_stream_goes_by_its_extension(handle
     assert head["ContentType"] == "image/heic"
 
 
-def test_a_generic_type_with_an_unknown_extension_is_refused(handlers, aws):
-    status, body = _session(handlers, [{"filename": "scan.xyz", "content_type": ""}])
-    assert status == 400
-    assert "scan.xyz" in body["message"] and ".heic" in body["message"]
+def test_a_generic_type_with_an_unknown_extension_is_judged_by_its_bytes(handlers, aws):
+    status, body = _session(
+        handlers,
+        [{"filename": "scan.xyz", "content_type": ""}, {"filename": "notes.xyz"}],
+    )
+    assert status == 201, body
+    signed = {f["filename"]: f["fields"]["Content-Type"] for f in body["files"]}
+    assert set(signed.values()) == {"application/octet-stream"} and len(signed) == 2
+    upload_id = body["upload_id"]
+    [image] = deliver(handlers, aws, upload_id, "scan.xyz", (PHOTOS / "clock.bmp").read_bytes())
+    [text] = deliver(handlers, aws, upload_id, "notes.xyz", b"not a picture at all")
+    assert image["outcome"] == "created" and text["outcome"] == "rejected"
+    states = status_of(handlers, upload_id)
+    assert states["scan.xyz"]["status"] == "done" and states["scan.xyz"]["note"] is None
+    assert states["notes.xyz"]["status"] == "rejected"
+    assert "not an image" in states["notes.xyz"]["error"]
+    head = aws.s3.head_object(Bucket=aws.bucket, Key=f"images/{image['image_id']}")
+    assert head["ContentType"] == "image/bmp"  # stored and served as what it is
 
 
 def test_a_declared_type_the_file_is_not_is_served_as_detected_and_noted(handlers, aws):

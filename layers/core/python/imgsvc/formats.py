@@ -47,16 +47,17 @@ EXTENSIONS = {
 DOWNLOAD_EXTENSION = {f.name: f.extensions[0].lstrip(".") for f in FORMATS}
 # What browsers and HTTP libraries declare when they do not know a file's type: the file's
 # extension decides instead (Chrome sends "" for .heic, some clients octet-stream).
-GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+OCTET_STREAM = "application/octet-stream"
+GENERIC_CONTENT_TYPES = frozenset({"", OCTET_STREAM, "binary/octet-stream"})
 
 
-def content_type_for(filename: str, declared: str | None) -> str | None:
-    """The content type to sign for a file: the declared one when it is an image type we
-    accept, else (missing or generic) the one its extension names; None when neither."""
+def content_type_for(filename: str, declared: str | None) -> str:
+    """The content type to sign for a file: the declared image type; for a missing or generic
+    one, the type its extension names, else ``application/octet-stream`` (the bytes decide at
+    ingest, which rejects what is not an image, with the reason)."""
     declared = (declared or "").strip().lower()
     if declared in CONTENT_TYPES:
         return declared
-    if declared in GENERIC_CONTENT_TYPES:
-        dot = filename.rfind(".")
-        return EXTENSIONS.get(filename[dot:].lower()) if dot > 0 else None
-    return None
+    dot = filename.rfind(".")
+    by_name = EXTENSIONS.get(filename[dot:].lower()) if dot > 0 else None
+    return by_name or OCTET_STREAM

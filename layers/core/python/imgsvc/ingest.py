@@ -85,8 +85,8 @@ def _with_thumbnail(
 
 def _type_note(declared: str | None, detected: str) -> str | None:
     """Browsers guess types from file names: the bytes decide, and the file state says so."""
-    if not declared or formats.CONTENT_TYPES.get(declared) == detected:
-        return None
+    if declared not in formats.CONTENT_TYPES or formats.CONTENT_TYPES[declared] == detected:
+        return None  # nothing declared (the bytes decided) or what it is
     served = formats.CONTENT_TYPE_OF[detected]
     return f"declared as {declared} but the file is {detected}: stored and served as {served}"
 

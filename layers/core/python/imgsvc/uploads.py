@@ -55,14 +55,7 @@ class FileSpec(JsonBody):
 
     @model_validator(mode="after")
     def _resolve_type(self) -> FileSpec:
-        resolved = formats.content_type_for(self.filename, self.content_type)
-        if resolved is None:
-            extensions = ", ".join(sorted(formats.EXTENSIONS))
-            raise ValueError(
-                f"{self.filename}: no content type was given and its extension is not one of "
-                f"{extensions}: name the type or rename the file"
-            )
-        self.content_type = resolved
+        self.content_type = formats.content_type_for(self.filename, self.content_type)
         return self
 
 
