@@ -28,6 +28,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-dev.stamp
 PYTEST := $(PY) -m pytest
 PYTEST_ARGS ?=
+# make test: unit and integration tests in parallel (each test owns its moto); e2e and browser
+# tests one at a time (they share one local stack per session).
+TEST_WORKERS ?= 2
 
 export SAM_CLI_TELEMETRY := 0
 # sam starts make itself for the build-* targets: keep this make's flags and jobserver out of it.
@@ -80,7 +83,8 @@ test: venv
 	$(MAKE) --no-print-directory validate
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory size
-	cd $(ROOT) && $(PYTEST) tests $(PYTEST_ARGS)
+	cd $(ROOT) && $(PYTEST) tests/unit tests/integration -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	cd $(ROOT) && $(PYTEST) tests/e2e tests/browser $(PYTEST_ARGS)
 
 # Ports from the environment (PORT=3100 AWS_PORT=3101 make local); the ready file (URLs, key,
 # resource names) is where imgsvc and other tools look for a running local stack.
