@@ -65,17 +65,9 @@ def local_target(ready_file: Path) -> Target:
     outputs = info.get("outputs") or {}
     if "MigrationQueueUrl" not in outputs:
         raise SystemExit(f"{ready_file}: the local stack has no MigrationQueue (restart it)")
-    os.environ.update(
-        {
-            "AWS_ENDPOINT_URL": info["aws_endpoint"],
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": info["region"],
-            "AWS_REGION": info["region"],
-        }
-    )
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        os.environ.pop(name, None)
+    from local_stack.stack import isolate_from_aws  # dummy credentials, no profile or config
+
+    isolate_from_aws(info["aws_endpoint"], info["region"])
     env = (info.get("environments") or {}).get(outputs.get("MigrationFunctionName", ""), {})
     _apply_settings({"TABLE_NAME": outputs["TableName"], **env})
     return Target(

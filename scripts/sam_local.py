@@ -653,14 +653,12 @@ def sam_api(command: list[str], log_path: Path, port: int) -> Iterator[str]:
 
 def _seed_history(info: dict[str, Any], url: str) -> None:
     """An analysis in the cache, written to moto as AnalyzeFunction would."""
+    from local_stack.stack import isolate_from_aws
+
     env = info["environments"]["HistoryFunction"]
+    isolate_from_aws(info["aws_endpoint"], info["region"])
     os.environ.update(
         {
-            "AWS_ENDPOINT_URL": info["aws_endpoint"],
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": info["region"],
-            "AWS_REGION": info["region"],
             "POWERTOOLS_TRACE_DISABLED": "true",
             "TABLE_NAME": env["TABLE_NAME"],
             "INDEX_SHARDS": env["INDEX_SHARDS"],
@@ -673,16 +671,10 @@ def _seed_history(info: dict[str, Any], url: str) -> None:
 
 
 def _session_item(info: dict[str, Any], upload_id: str) -> dict[str, Any] | None:
-    import boto3
+    from local_stack.stack import client
 
     table = info["environments"]["UploadsFunction"]["TABLE_NAME"]
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=info["aws_endpoint"],
-        region_name=info["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    dynamodb = client("dynamodb", info["aws_endpoint"], info["region"])
     key = {"PK": {"S": f"UPLOAD#{upload_id}"}, "SK": {"S": "SESSION"}}
     return dynamodb.get_item(TableName=table, Key=key).get("Item")
 

@@ -86,6 +86,22 @@ class LocalStackProcess:
     def sqs(self) -> Any:
         return self._cached("sqs")
 
+    @property
+    def table(self) -> Any:
+        """The stack's table as a boto3 Table resource (plain Python values, not typed JSON)."""
+        tables = self.__dict__.setdefault("_tables", {})
+        if "table" not in tables:
+            import boto3
+
+            tables["table"] = boto3.resource(
+                "dynamodb",
+                endpoint_url=self.aws_endpoint,
+                region_name=self.info["region"],
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            ).Table(self.table_name)
+        return tables["table"]
+
     def _cached(self, service: str) -> Any:
         clients = self.__dict__.setdefault("_clients", {})
         if service not in clients:

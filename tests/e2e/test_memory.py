@@ -43,15 +43,7 @@ def rss(pid: int) -> int:
 def preload(stack: LocalStackProcess, n: int) -> None:
     """Image items with their phash index entries, as ingest writes them (no bytes needed:
     the cost under test is the table's size)."""
-    import boto3
-
-    table = boto3.resource(
-        "dynamodb",
-        endpoint_url=stack.aws_endpoint,
-        region_name=stack.info["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).Table(stack.table_name)
+    table = stack.table
     with table.batch_writer() as batch:
         for i in range(n):
             sha = hashlib.sha256(b"preload%d" % i).hexdigest()

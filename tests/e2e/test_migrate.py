@@ -45,21 +45,9 @@ def migrate(stack: LocalStackProcess, *args: str) -> subprocess.CompletedProcess
     return done
 
 
-def table(stack: LocalStackProcess) -> Any:
-    import boto3
-
-    return boto3.resource(
-        "dynamodb",
-        endpoint_url=stack.aws_endpoint,
-        region_name=stack.info["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).Table(stack.table_name)
-
-
 def make_stale(stack: LocalStackProcess, image_id: str, old: str) -> None:
     """As an image stored before display hashes: the stored pixels' hash, its index items."""
-    t = table(stack)
+    t = stack.table
     key = {"PK": f"IMAGE#{image_id}", "SK": "META"}
     for pk in index_keys(t.get_item(Key=key)["Item"]["phash"]):
         t.delete_item(Key={"PK": pk, "SK": image_id})
@@ -88,7 +76,7 @@ def similar_ids(stack: LocalStackProcess, image_id: str) -> dict[str, int]:
 
 def progress(stack: LocalStackProcess) -> dict[str, Any]:
     key = {"PK": "MIGRATION#display-phash", "SK": "RUN"}
-    return table(stack).get_item(Key=key, ConsistentRead=True)["Item"]
+    return stack.table.get_item(Key=key, ConsistentRead=True)["Item"]
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +125,7 @@ def test_the_backfill_moves_old_hashes_resumes_and_changes_nothing_twice(own_sta
 
     # Again from the top: every image is skipped, nothing but the progress item changes.
     def images() -> list[str]:
-        items = table(stack).scan()["Items"]
+        items = stack.table.scan()["Items"]
         kept = [i for i in items if not i["PK"].startswith("MIGRATION#")]
         return sorted(json.dumps(i, sort_keys=True, default=str) for i in kept)
 
@@ -151,5 +139,5 @@ def test_the_backfill_moves_old_hashes_resumes_and_changes_nothing_twice(own_sta
     every = migrate(stack, "run", "all", "--wait")
     assert "done 5 of 5 (changed 1, failed 0)" in every.stdout
     assert thumbnail_status(stack, sideways) == 200
-    item = table(stack).get_item(Key={"PK": f"IMAGE#{sideways}", "SK": "META"})["Item"]
+    item = stack.table.get_item(Key={"PK": f"IMAGE#{sideways}", "SK": "META"})["Item"]
     assert item["migrations"] == {"display-phash@1", "thumbnails@1"}
