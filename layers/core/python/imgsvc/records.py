@@ -623,13 +623,20 @@ def delete_image(
         if reasons[-1] == "ConditionalCheckFailed":
             raise Conflict(f"image {image_id} is being deleted already: retry in a moment")
         raise RuntimeError(f"delete transaction cancelled: {reasons}")
+    _complete_delete(image_id, gen, image.get("camera"), delete_object)
+    return image
+
+
+def _complete_delete(
+    image_id: str, gen: int, camera: str | None, delete_object: Callable[[], None] | None
+) -> None:
+    """The steps after the record is gone: the objects, the guard, a camera count at zero."""
     if delete_object is not None:
         delete_object()
     _end_delete(image_id, gen)
-    if image.get("camera"):
+    if camera:
         shard, slot = stats_shard(image_id)
-        _remove_if_zero(stats_pk(shard), camera_sk(image["camera"], slot))
-    return image
+        _remove_if_zero(stats_pk(shard), camera_sk(camera, slot))
 
 
 def _finish_delete(image_id: str, delete_object: Callable[[], None] | None) -> bool:
@@ -662,12 +669,7 @@ def _finish_delete(image_id: str, delete_object: Callable[[], None] | None) -> b
         if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return False  # finished or taken over meanwhile
         raise
-    if delete_object is not None:
-        delete_object()
-    _end_delete(image_id, gen)
-    if guard.get("camera"):
-        shard, slot = stats_shard(image_id)
-        _remove_if_zero(stats_pk(shard), camera_sk(guard["camera"], slot))
+    _complete_delete(image_id, gen, guard.get("camera"), delete_object)
     return True
 
 
